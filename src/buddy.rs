@@ -1,0 +1,201 @@
+//! Free-block bookkeeping inside one top chunk: a binary buddy system over offsets.
+//!
+//! A top chunk of `size` bytes (a power of two) is split into power-of-two blocks no
+//! smaller than `min_size`. A block of order `k` is `min_size << k` bytes at an offset that
+//! is a multiple of its size; its buddy is the block at `offset ^ (min_size << k)`. Freeing a
+//! block merges it with its buddy for as long as the buddy is free too, so blocks can come
+//! back in any order and a top chunk whose blocks are all back is again one free block
+//! (which is what lets the pool give it back to the OS).
+//!
+//! This module is safe code only: it never touches the memory, it only does arithmetic
+//! on offsets. The free sets live on the global heap, sized by the number of free blocks
+//! (not by the size of the top chunk), and are ordered so that the lowest free offset is
+//! always taken first, which keeps live blocks packed at the bottom of a top chunk.
+
+use std::collections::BTreeSet;
+
+/// The free blocks of one top chunk.
+#[derive(Debug)]
+pub(crate) struct Buddy {
+    /// log2 of the smallest block size.
+    min_shift: u32,
+    /// `free[k]` holds the offsets of the free blocks of order `k` (size `min << k`).
+    /// Invariant: free blocks never overlap, and no two free buddies are both present
+    /// (they would have been merged).
+    free: Vec<BTreeSet<usize>>,
+    /// Sum of the sizes of all free blocks.
+    free_bytes: usize,
+    /// Size of the whole region (`min << (free.len() - 1)`).
+    size: usize,
+}
+
+impl Buddy {
+    /// A wholly free region of `size` bytes with blocks of at least `min_size` bytes.
+    ///
+    /// Both must be powers of two with `min_size <= size`.
+    pub(crate) fn new(size: usize, min_size: usize) -> Self {
+        assert!(size.is_power_of_two() && min_size.is_power_of_two() && min_size <= size);
+        let min_shift = min_size.trailing_zeros();
+        let orders = (size.trailing_zeros() - min_shift + 1) as usize;
+        let mut free = vec![BTreeSet::new(); orders];
+        free[orders - 1].insert(0);
+        Buddy {
+            min_shift,
+            free,
+            free_bytes: size,
+            size,
+        }
+    }
+
+    /// Size of the region in bytes.
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Bytes in free blocks.
+    pub(crate) fn free_bytes(&self) -> usize {
+        self.free_bytes
+    }
+
+    fn order_of(&self, size: usize) -> Option<usize> {
+        debug_assert!(size.is_power_of_two());
+        let order = size.trailing_zeros().checked_sub(self.min_shift)? as usize;
+        (order < self.free.len()).then_some(order)
+    }
+
+    /// Takes a free block of `size` bytes (a power of two, at least the minimum) and
+    /// returns its offset, or `None` when no free block is large enough.
+    pub(crate) fn alloc(&mut self, size: usize) -> Option<usize> {
+        let order = self.order_of(size)?;
+        let (mut have, offset) =
+            (order..self.free.len()).find_map(|k| self.free[k].pop_first().map(|off| (k, off)))?;
+        // Split down: keep the lower half, free the upper half at each level.
+        while have > order {
+            have -= 1;
+            self.free[have].insert(offset + (1 << (self.min_shift as usize + have)));
+        }
+        self.free_bytes -= size;
+        Some(offset)
+    }
+
+    /// Gives back the block of `size` bytes at `offset`, merging it with free buddies.
+    ///
+    /// The block must have come from [`Buddy::alloc`] with the same size and not have been
+    /// freed since.
+    pub(crate) fn free(&mut self, mut offset: usize, size: usize) {
+        let mut order = self
+            .order_of(size)
+            .expect("block size belongs to this region");
+        debug_assert_eq!(offset % size, 0, "block offset is aligned to its size");
+        debug_assert!(!self.is_free(offset, size), "double free of a block");
+        self.free_bytes += size;
+        while order + 1 < self.free.len() {
+            let buddy = offset ^ (1 << (self.min_shift as usize + order));
+            if !self.free[order].remove(&buddy) {
+                break;
+            }
+            offset = offset.min(buddy);
+            order += 1;
+        }
+        self.free[order].insert(offset);
+    }
+
+    /// True when the block at `offset` of `size` bytes lies inside a free block.
+    pub(crate) fn is_free(&self, offset: usize, size: usize) -> bool {
+        self.free_blocks()
+            .any(|(off, len)| off <= offset && offset + size <= off + len)
+    }
+
+    /// Every free block as `(offset, size)`, smallest order first.
+    pub(crate) fn free_blocks(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.free.iter().enumerate().flat_map(move |(k, set)| {
+            let len = 1usize << (self.min_shift as usize + k);
+            set.iter().map(move |&off| (off, len))
+        })
+    }
+
+    /// Verifies the invariants: free blocks aligned, in range, disjoint, no free buddy
+    /// pairs left unmerged, and `free_bytes` equal to their sum.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let mut blocks: Vec<(usize, usize)> = self.free_blocks().collect();
+        blocks.sort_unstable();
+        let mut sum = 0usize;
+        let mut prev_end = 0usize;
+        for &(off, len) in &blocks {
+            if off % len != 0 || off + len > self.size {
+                return Err(format!(
+                    "free block {off:#x}+{len:#x} misaligned or out of range"
+                ));
+            }
+            if off < prev_end {
+                return Err(format!("free block {off:#x} overlaps the one before it"));
+            }
+            if len < self.size && blocks.binary_search(&(off ^ len, len)).is_ok() {
+                return Err(format!(
+                    "free buddies {off:#x} and {:#x} not merged",
+                    off ^ len
+                ));
+            }
+            prev_end = off + len;
+            sum += len;
+        }
+        if sum != self.free_bytes {
+            return Err(format!(
+                "free bytes {} but free blocks sum to {sum}",
+                self.free_bytes
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_lowest_first_and_merges_back_in_any_order() {
+        let mut b = Buddy::new(1 << 16, 1 << 12);
+        let blocks: Vec<usize> = (0..16).map(|_| b.alloc(1 << 12).unwrap()).collect();
+        assert_eq!(blocks, (0..16).map(|i| i << 12).collect::<Vec<_>>());
+        assert_eq!(b.alloc(1 << 12), None);
+        assert_eq!(b.free_bytes(), 0);
+        // Free in a scrambled order; every step keeps the invariants.
+        for i in [5, 0, 15, 3, 9, 1, 14, 2, 8, 4, 13, 7, 6, 12, 10, 11] {
+            b.free(blocks[i], 1 << 12);
+            b.check().unwrap();
+        }
+        assert_eq!(b.free_bytes(), b.size());
+        assert_eq!(b.free_blocks().collect::<Vec<_>>(), vec![(0, 1 << 16)]);
+    }
+
+    #[test]
+    fn mixed_sizes_do_not_overlap() {
+        let mut b = Buddy::new(1 << 20, 1 << 8);
+        let mut live = Vec::new();
+        for (i, shift) in [8, 12, 9, 16, 8, 19, 10].into_iter().enumerate() {
+            let off = b.alloc(1 << shift).unwrap();
+            assert_eq!(off % (1 << shift), 0);
+            live.push((off, 1usize << shift));
+            if i % 3 == 2 {
+                let (o, s) = live.remove(0);
+                b.free(o, s);
+            }
+            b.check().unwrap();
+        }
+        live.sort_unstable();
+        assert!(live.windows(2).all(|w| w[0].0 + w[0].1 <= w[1].0));
+        for &(o, s) in &live {
+            assert!(!b.is_free(o, s));
+        }
+    }
+
+    #[test]
+    fn refuses_sizes_it_cannot_hold() {
+        let mut b = Buddy::new(1 << 12, 1 << 8);
+        assert_eq!(b.alloc(1 << 13), None);
+        assert_eq!(b.alloc(1 << 4), None);
+        assert_eq!(b.alloc(1 << 12), Some(0));
+        assert_eq!(b.alloc(1 << 8), None);
+    }
+}

@@ -1,0 +1,551 @@
+//! The process chunk: one scope's arena, a chain of blocks lent by the pool.
+//!
+//! # Layout
+//!
+//! - **Regular blocks** start with a [`BlockHeader`]. The chunk bumps upward in the newest
+//!   one (the *current* block). When it is full, the chunk takes a *successor* block twice
+//!   the size of the last and links it from the old block's header (`next`), so the chain
+//!   runs `first → … → current` and has the chunk's lifetime. Successor sizes double, so a
+//!   chunk holding `n` bytes has `O(log n)` blocks.
+//! - **Large blocks** hold one allocation that would not fit in the next successor. They
+//!   are sized for the request alone and do not advance the doubling (a single huge request
+//!   must not inflate every later block), carry no header (their [`LargeNode`] lives in the
+//!   chunk's own bump memory), and go back to the pool as soon as that allocation is
+//!   deallocated, like Postgres' dedicated blocks for chunks above `allocChunkLimit`.
+//!
+//! # Invariants (relied on by every `unsafe` block in this module)
+//!
+//! 1. `current` and every block reachable from `first` through `next` are live regular
+//!    blocks lent to this chunk by `pool`, each starting with an initialised header whose
+//!    `size` is the block's size; the chain ends at `current` (`current.next == None`).
+//! 2. `data_start(current) <= ptr <= end == current + current.size`, both derived from the
+//!    current block's pointer; bytes in `ptr..end` are not handed out.
+//! 3. Every node reachable from `large` is initialised, lies in a regular block of this
+//!    chunk, and describes a live large block lent to this chunk, linked exactly once.
+//! 4. Nothing hands out a `&mut` to chunk state across user code: state is in `Cell`s,
+//!    read and written by value, and the chunk is `!Sync`.
+
+use core::alloc::Layout;
+use core::cell::Cell;
+use core::fmt;
+use core::ptr::{self, NonNull};
+
+use allocator_api2::alloc::AllocError;
+
+use crate::bump;
+use crate::os;
+use crate::pool::{Block, Pool};
+use crate::stats::ChunkStats;
+
+/// Header at the start of every regular block.
+#[repr(C)]
+struct BlockHeader {
+    /// The successor block; `None` for the current block.
+    next: Option<NonNull<BlockHeader>>,
+    /// Size of the block in bytes, header included.
+    size: usize,
+    /// Bytes bumped past the header, written when the block stops being current.
+    used: usize,
+}
+
+const HEADER: usize = size_of::<BlockHeader>();
+
+/// Where a large block is recorded; allocated in the chunk's regular blocks.
+struct LargeNode {
+    next: Option<NonNull<LargeNode>>,
+    block: Block,
+    /// Size of the allocation the block holds.
+    used: usize,
+}
+
+/// A process chunk: an arena for one scope, whose blocks come from a [`Pool`].
+///
+/// Allocate with the methods below or through `&Chunk` as an
+/// [`allocator_api2::alloc::Allocator`] for `Vec`, `Box` and `hashbrown::HashMap`. When the
+/// chunk drops, all its blocks go back to the pool at once, with no system call, in time
+/// proportional to the number of blocks, not allocations.
+///
+/// A `Chunk` is `Send` (it may be dropped on another thread) but not `Sync`: its bump
+/// pointer is a plain `Cell`.
+///
+/// ```compile_fail,E0277
+/// fn shared_between_threads<T: Sync>() {}
+/// shared_between_threads::<perfloc::Chunk<'static>>();
+/// ```
+///
+/// A collection in a chunk cannot outlive it:
+///
+/// ```compile_fail,E0597
+/// use allocator_api2::vec::Vec;
+///
+/// let pool = perfloc::Pool::new();
+/// let escaped = {
+///     let chunk = pool.chunk();
+///     let mut v: Vec<u8, &perfloc::Chunk> = Vec::new_in(&chunk);
+///     v.push(1);
+///     v
+/// };
+/// ```
+///
+/// and the chunk cannot be reset while one lives:
+///
+/// ```compile_fail,E0502
+/// use allocator_api2::vec::Vec;
+///
+/// let mut chunk = perfloc::chunk();
+/// let mut v: Vec<u8, &perfloc::Chunk> = Vec::new_in(&chunk);
+/// v.push(1);
+/// chunk.reset();
+/// v.push(2);
+/// ```
+pub struct Chunk<'pool> {
+    /// Bump pointer: the next free byte of the current block (invariant 2).
+    ptr: Cell<NonNull<u8>>,
+    /// End of the current block (invariant 2).
+    end: Cell<NonNull<u8>>,
+    /// The newest regular block (invariant 1).
+    current: Cell<NonNull<BlockHeader>>,
+    /// The oldest regular block, head of the successor chain (invariant 1).
+    first: Cell<NonNull<BlockHeader>>,
+    /// Large blocks, newest first (invariant 3).
+    large: Cell<Option<NonNull<LargeNode>>>,
+    /// Size of the next successor block.
+    next_size: Cell<usize>,
+    pool: &'pool Pool,
+}
+
+// SAFETY: a chunk exclusively owns its blocks (nothing else points into them except borrows
+// of the chunk, which cannot cross threads because `Chunk` is not `Sync`), and the pool it
+// returns them to is `Sync`. Moving the whole chunk to another thread moves that ownership.
+unsafe impl Send for Chunk<'_> {}
+
+/// Largest block size a chunk asks for by doubling.
+const MAX_NEXT_SIZE: usize = 1 << (usize::BITS - 2);
+
+impl<'pool> Chunk<'pool> {
+    pub(crate) fn new(pool: &'pool Pool) -> Result<Self, AllocError> {
+        let size = pool.first_block_size();
+        let block = pool.acquire(size)?;
+        let header = new_header(block);
+        pool.chunk_created();
+        Ok(Chunk {
+            ptr: Cell::new(data_start(header)),
+            end: Cell::new(block_end(block)),
+            current: Cell::new(header),
+            first: Cell::new(header),
+            large: Cell::new(None),
+            next_size: Cell::new((size * 2).min(MAX_NEXT_SIZE)),
+            pool,
+        })
+    }
+
+    /// The pool this chunk takes its blocks from.
+    pub fn pool(&self) -> &'pool Pool {
+        self.pool
+    }
+
+    /// A child chunk from the same pool, like a Postgres child context: the parent's
+    /// allocations stay usable while the child lives, and the child's blocks go back to the
+    /// pool when it drops. The parent cannot be reset while a child lives.
+    ///
+    /// ```
+    /// use allocator_api2::vec::Vec;
+    ///
+    /// let parent = perfloc::chunk();
+    /// let mut kept: Vec<u32, _> = Vec::new_in(&parent);
+    /// for i in 0..3 {
+    ///     let child = parent.child();
+    ///     let scratch = child.alloc_slice_fill_with(1000, |j| j as u32 * i);
+    ///     kept.push(scratch.iter().sum());
+    /// } // each child's blocks go back here
+    /// assert_eq!(kept, [0, 499500, 999000]);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// Panics if the pool cannot provide the child's first block; see [`Chunk::try_child`].
+    pub fn child(&self) -> Chunk<'_> {
+        self.pool.chunk()
+    }
+
+    /// A child chunk, or `AllocError` if the pool cannot provide its first block.
+    pub fn try_child(&self) -> Result<Chunk<'_>, AllocError> {
+        self.pool.try_chunk()
+    }
+
+    /// Forgets everything allocated and keeps only the largest block for reuse, like
+    /// `bumpalo::Bump::reset`. The other blocks go back to the pool.
+    ///
+    /// ```
+    /// let mut chunk = perfloc::chunk();
+    /// for round in 0..10 {
+    ///     for i in 0..1000u64 {
+    ///         chunk.alloc(i * round);
+    ///     }
+    ///     chunk.reset();
+    /// }
+    /// assert_eq!(chunk.stats().blocks, 1);
+    /// assert_eq!(chunk.stats().used_bytes, 0);
+    /// ```
+    pub fn reset(&mut self) {
+        self.release_large_blocks();
+        let keep = self.current.get();
+        let mut cur = self.first.get();
+        while cur != keep {
+            // SAFETY: `cur` is a block of the chain before `current` (invariant 1), so its
+            // header is initialised and its `next` is `Some`; it is read before release.
+            let (next, size) = unsafe { ((*cur.as_ptr()).next, (*cur.as_ptr()).size) };
+            self.pool.release(Block {
+                ptr: cur.cast(),
+                size,
+            });
+            cur = next.expect("the successor chain reaches the current block");
+        }
+        self.first.set(keep);
+        self.ptr.set(data_start(keep));
+    }
+
+    /// Figures of this chunk: blocks, their capacity and the bytes handed out.
+    pub fn stats(&self) -> ChunkStats {
+        let mut stats = ChunkStats {
+            blocks: 0,
+            capacity_bytes: 0,
+            used_bytes: 0,
+            large_blocks: 0,
+        };
+        let current = self.current.get();
+        let mut cur = Some(self.first.get());
+        while let Some(header) = cur {
+            // SAFETY: chain blocks have initialised headers (invariant 1).
+            let h = unsafe { header.as_ref() };
+            stats.blocks += 1;
+            stats.capacity_bytes += h.size;
+            stats.used_bytes += if header == current {
+                self.ptr.get().addr().get() - data_start(header).addr().get()
+            } else {
+                h.used
+            };
+            cur = h.next;
+        }
+        let mut node = self.large.get();
+        while let Some(n) = node {
+            // SAFETY: large nodes are initialised (invariant 3).
+            let n = unsafe { n.as_ref() };
+            stats.blocks += 1;
+            stats.large_blocks += 1;
+            stats.capacity_bytes += n.block.size;
+            stats.used_bytes += n.used;
+            node = n.next;
+        }
+        stats
+    }
+
+    /// Total capacity of the chunk's blocks in bytes (bumpalo's name for
+    /// [`ChunkStats::capacity_bytes`]).
+    pub fn allocated_bytes(&self) -> usize {
+        self.stats().capacity_bytes
+    }
+
+    /// Allocates memory for `layout`, or returns `AllocError` if the pool has none to give.
+    /// The memory is uninitialised and lives until the chunk is reset or dropped.
+    ///
+    /// Zero-size layouts succeed without using memory; every alignment a `Layout` can hold
+    /// works.
+    #[inline(always)]
+    pub fn try_alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        match self.bump(layout) {
+            Some(ptr) => Ok(ptr),
+            None => self.alloc_slow(layout),
+        }
+    }
+
+    /// The fast path: bump in the current block, or `None` when it has no room.
+    #[inline(always)]
+    fn bump(&self, layout: Layout) -> Option<NonNull<u8>> {
+        let ptr = self.ptr.get();
+        let pad = bump::fit(ptr.addr().get(), self.end.get().addr().get(), layout)?;
+        // SAFETY: `fit` checked `pad + size <= end - ptr`, so both results stay within the
+        // current block (invariant 2) and keep its provenance.
+        let (start, new_ptr) = unsafe {
+            let start = ptr.add(pad);
+            (start, start.add(layout.size()))
+        };
+        self.ptr.set(new_ptr);
+        Some(start)
+    }
+
+    /// The slow path: zero-size layouts, a successor block, or a large block.
+    #[cold]
+    #[inline(never)]
+    fn alloc_slow(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        if layout.size() == 0 {
+            // A well-aligned dangling pointer is a valid zero-size allocation.
+            return Ok(dangling(layout.align()));
+        }
+        let page = os::page_size();
+        let next = self.next_size.get();
+        match bump::regular_need(HEADER, layout, page) {
+            Some(need) if need <= next => {
+                self.push_successor(next)?;
+                self.next_size
+                    .set(next.saturating_mul(2).min(MAX_NEXT_SIZE));
+                Ok(self
+                    .bump(layout)
+                    .expect("a successor block holds the request it was sized for"))
+            }
+            _ => self.alloc_large(layout, page),
+        }
+    }
+
+    /// Takes a successor block of `size` bytes and makes it current.
+    fn push_successor(&self, size: usize) -> Result<(), AllocError> {
+        let block = self.pool.acquire(size)?;
+        let header = new_header(block);
+        let old = self.current.get();
+        // SAFETY: `old` is the current block with an initialised header (invariant 1), and
+        // no reference to it is live (invariant 4).
+        unsafe {
+            (*old.as_ptr()).next = Some(header);
+            (*old.as_ptr()).used = self.ptr.get().addr().get() - data_start(old).addr().get();
+        }
+        self.current.set(header);
+        self.ptr.set(data_start(header));
+        self.end.set(block_end(block));
+        Ok(())
+    }
+
+    /// Allocates `layout` in a block of its own, recorded in a node in the bump memory.
+    fn alloc_large(&self, layout: Layout, page: usize) -> Result<NonNull<u8>, AllocError> {
+        let need = bump::large_need(layout, page).ok_or(AllocError)?;
+        let size = self.pool.block_size_for(need).ok_or(AllocError)?;
+        // Take the block first: if that fails, the chunk has not changed at all.
+        let block = self.pool.acquire(size)?;
+        let node = match self.try_alloc_layout(Layout::new::<LargeNode>()) {
+            Ok(node) => node.cast::<LargeNode>(),
+            Err(err) => {
+                self.pool.release(block);
+                return Err(err);
+            }
+        };
+        // SAFETY: `node` is fresh bump memory sized and aligned for a `LargeNode`.
+        unsafe {
+            node.write(LargeNode {
+                next: self.large.get(),
+                block,
+                used: layout.size(),
+            });
+        }
+        self.large.set(Some(node));
+        let pad = bump::padding(block.ptr.addr().get(), layout.align());
+        // SAFETY: `large_need` reserved room for the padding and the size inside the block.
+        Ok(unsafe { block.ptr.add(pad) })
+    }
+
+    /// True when the allocation at `ptr` of `size` bytes ends at the bump pointer, so it
+    /// is the newest one in the current block.
+    ///
+    /// No allocation from another block can end there: the bump pointer is strictly past
+    /// the start of the current block (after its header), and blocks do not overlap.
+    #[inline(always)]
+    fn is_newest(&self, ptr: NonNull<u8>, size: usize) -> bool {
+        size != 0 && ptr.addr().get() + size == self.ptr.get().addr().get()
+    }
+
+    /// True when an allocation of `layout` may have been placed in a large block: only
+    /// non-empty requests too big for a successor block (at least twice the first block)
+    /// are. Zero-size allocations are dangling pointers that may alias any address.
+    #[inline]
+    fn may_be_large(&self, layout: Layout) -> bool {
+        layout.size() != 0
+            && self.large.get().is_some()
+            && layout.size() + layout.align() > 2 * self.pool.first_block_size()
+    }
+
+    /// The large node whose block holds `ptr`, and the node before it in the list.
+    fn find_large(
+        &self,
+        ptr: NonNull<u8>,
+    ) -> Option<(Option<NonNull<LargeNode>>, NonNull<LargeNode>)> {
+        let mut prev = None;
+        let mut cur = self.large.get();
+        while let Some(node) = cur {
+            // SAFETY: large nodes are initialised (invariant 3).
+            let n = unsafe { node.as_ref() };
+            if n.block.contains(ptr) {
+                return Some((prev, node));
+            }
+            prev = cur;
+            cur = n.next;
+        }
+        None
+    }
+
+    /// Deallocates; see the `Allocator` impl for `&Chunk`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must denote a live allocation of `layout` made by this chunk.
+    pub(crate) unsafe fn dealloc(&self, ptr: NonNull<u8>, layout: Layout) {
+        if self.is_newest(ptr, layout.size()) {
+            self.ptr.set(ptr);
+        } else if self.may_be_large(layout) {
+            if let Some((prev, node)) = self.find_large(ptr) {
+                // SAFETY: `node` (and `prev`, if any) are live nodes (invariant 3); unlinking
+                // keeps every other node linked once, and the caller gave up the allocation.
+                let block = unsafe {
+                    let n = node.as_ref();
+                    match prev {
+                        Some(p) => (*p.as_ptr()).next = n.next,
+                        None => self.large.set(n.next),
+                    }
+                    n.block
+                };
+                self.pool.release(block);
+            }
+        }
+    }
+
+    /// Grows in place when possible, else moves; see the `Allocator` impl for `&Chunk`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must denote a live allocation of `old` made by this chunk, and
+    /// `new.size() >= old.size()`.
+    pub(crate) unsafe fn grow(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<u8>, AllocError> {
+        if bump::padding(ptr.addr().get(), new.align()) == 0 {
+            if self.is_newest(ptr, old.size()) {
+                if bump::fit(ptr.addr().get(), self.end.get().addr().get(), new).is_some() {
+                    // SAFETY: `ptr` is in the current block and `fit` checked the room.
+                    self.ptr.set(unsafe { ptr.add(new.size()) });
+                    return Ok(ptr);
+                }
+            } else if self.may_be_large(old) {
+                if let Some((_, node)) = self.find_large(ptr) {
+                    // SAFETY: `node` is a live node (invariant 3) that nothing else borrows.
+                    let n = unsafe { &mut *node.as_ptr() };
+                    if bump::fit(ptr.addr().get(), block_end(n.block).addr().get(), new).is_some() {
+                        n.used = new.size();
+                        return Ok(ptr);
+                    }
+                }
+            }
+        }
+        let new_ptr = self.try_alloc_layout(new)?;
+        // SAFETY: the old allocation is live with `old.size()` readable bytes, the new one
+        // is a distinct fresh allocation at least as large, so they do not overlap.
+        unsafe {
+            ptr::copy_nonoverlapping(ptr.as_ptr(), new_ptr.as_ptr(), old.size());
+            self.dealloc(ptr, old);
+        }
+        Ok(new_ptr)
+    }
+
+    /// Shrinks in place when the alignment allows, else moves; see the `Allocator` impl.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must denote a live allocation of `old` made by this chunk, and
+    /// `new.size() <= old.size()`.
+    pub(crate) unsafe fn shrink(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<u8>, AllocError> {
+        if bump::padding(ptr.addr().get(), new.align()) == 0 {
+            if self.is_newest(ptr, old.size()) {
+                // SAFETY: the new end lies inside the old allocation, in the current block.
+                self.ptr.set(unsafe { ptr.add(new.size()) });
+            } else if self.may_be_large(old) {
+                if let Some((_, node)) = self.find_large(ptr) {
+                    // SAFETY: `node` is a live node (invariant 3) that nothing else borrows.
+                    unsafe { (*node.as_ptr()).used = new.size() };
+                }
+            }
+            return Ok(ptr);
+        }
+        let new_ptr = self.try_alloc_layout(new)?;
+        // SAFETY: both allocations are live and distinct; `new.size()` bytes are readable
+        // from the old one and writable in the new one.
+        unsafe {
+            ptr::copy_nonoverlapping(ptr.as_ptr(), new_ptr.as_ptr(), new.size());
+            self.dealloc(ptr, old);
+        }
+        Ok(new_ptr)
+    }
+
+    /// Gives every large block back to the pool and empties the list.
+    fn release_large_blocks(&self) {
+        let mut node = self.large.take();
+        while let Some(n) = node {
+            // SAFETY: live node (invariant 3), read before its block is released; the node
+            // itself lives in a regular block, which is still held.
+            let (next, block) = unsafe { (n.as_ref().next, n.as_ref().block) };
+            self.pool.release(block);
+            node = next;
+        }
+    }
+}
+
+impl Drop for Chunk<'_> {
+    fn drop(&mut self) {
+        self.release_large_blocks();
+        let mut cur = Some(self.first.get());
+        while let Some(header) = cur {
+            // SAFETY: a chain block with an initialised header (invariant 1), read before
+            // the block goes back to the pool; nothing uses the chunk after drop.
+            let (next, size) = unsafe { ((*header.as_ptr()).next, (*header.as_ptr()).size) };
+            self.pool.release(Block {
+                ptr: header.cast(),
+                size,
+            });
+            cur = next;
+        }
+        self.pool.chunk_dropped();
+    }
+}
+
+impl fmt::Debug for Chunk<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Chunk")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Writes a fresh header at the start of `block` and returns it.
+fn new_header(block: Block) -> NonNull<BlockHeader> {
+    let header = block.ptr.cast::<BlockHeader>();
+    // SAFETY: the block is at least `MIN_BLOCK_SIZE` bytes, aligned to at least that, and
+    // exclusively ours, so a header fits at its start.
+    unsafe {
+        header.write(BlockHeader {
+            next: None,
+            size: block.size,
+            used: 0,
+        })
+    };
+    header
+}
+
+/// First byte after a regular block's header.
+fn data_start(header: NonNull<BlockHeader>) -> NonNull<u8> {
+    // SAFETY: every block is larger than its header (invariant 1, `MIN_BLOCK_SIZE`).
+    unsafe { header.cast::<u8>().add(HEADER) }
+}
+
+/// One past the last byte of `block`.
+fn block_end(block: Block) -> NonNull<u8> {
+    // SAFETY: one past the end of the block's own allocation is in bounds for `add`.
+    unsafe { block.ptr.add(block.size) }
+}
+
+/// A non-null pointer aligned to `align`, without provenance: a zero-size allocation.
+fn dangling(align: usize) -> NonNull<u8> {
+    NonNull::new(ptr::without_provenance_mut(align)).expect("alignments are non-zero")
+}

@@ -1,0 +1,179 @@
+//! Pool settings: [`PoolBuilder`] and the [`ConfigError`] it returns for bad settings.
+
+use core::fmt;
+
+use crate::Pool;
+
+/// Smallest allowed `first_block_size`: room for a block header and some data.
+pub const MIN_BLOCK_SIZE: usize = 256;
+
+/// Largest size any setting may take: `2^(usize::BITS - 2)`, so doubling never overflows.
+const MAX_SIZE: usize = 1 << (usize::BITS - 2);
+
+/// The validated settings of a pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Config {
+    /// Size of the first top chunk; each later one is twice the last. Power of two, at
+    /// least a page and at least `first_block_size`.
+    pub(crate) first_top_chunk_size: usize,
+    /// Size of a process chunk's first block, and the smallest block the pool hands out.
+    /// Power of two, at least [`MIN_BLOCK_SIZE`].
+    pub(crate) first_block_size: usize,
+    /// Most bytes the pool may have mapped at once; `usize::MAX` for no limit.
+    pub(crate) limit: usize,
+}
+
+impl Config {
+    /// The defaults, as documented on [`PoolBuilder`].
+    pub(crate) const DEFAULT: Config = Config {
+        first_top_chunk_size: 1 << 20,
+        first_block_size: 4 << 10,
+        limit: usize::MAX,
+    };
+}
+
+/// Builds a [`Pool`] with custom settings; [`PoolBuilder::build`] checks them.
+///
+/// | setting | default | meaning |
+/// |---|---|---|
+/// | [`first_top_chunk_size`](Self::first_top_chunk_size) | 1 MiB | size of the first top chunk mapped from the OS; each later one is twice the last |
+/// | [`first_block_size`](Self::first_block_size) | 4 KiB | size of a process chunk's first block; successors double |
+/// | [`limit`](Self::limit) | none | most bytes the pool maps at once; past it allocation fails with `AllocError` |
+///
+/// ```
+/// let pool = perfloc::Pool::builder()
+///     .first_top_chunk_size(4 << 20)
+///     .first_block_size(16 << 10)
+///     .limit(64 << 20)
+///     .build()?;
+/// let chunk = pool.chunk();
+/// assert_eq!(*chunk.alloc(7u32), 7);
+/// # Ok::<(), perfloc::ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct PoolBuilder {
+    config: Config,
+}
+
+impl Default for PoolBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PoolBuilder {
+    /// A builder with the default settings.
+    pub const fn new() -> Self {
+        PoolBuilder {
+            config: Config::DEFAULT,
+        }
+    }
+
+    /// Size in bytes of the first top chunk the pool maps; each later top chunk is twice
+    /// the size of the last (or large enough for the request that needed it). Must be a
+    /// power of two, at least the OS page size and at least `first_block_size`.
+    pub const fn first_top_chunk_size(mut self, bytes: usize) -> Self {
+        self.config.first_top_chunk_size = bytes;
+        self
+    }
+
+    /// Size in bytes of a process chunk's first block; each successor block is twice the
+    /// size of the last. This is also the smallest block the pool hands out. Must be a power
+    /// of two, at least [`MIN_BLOCK_SIZE`] and at most `first_top_chunk_size`.
+    pub const fn first_block_size(mut self, bytes: usize) -> Self {
+        self.config.first_block_size = bytes;
+        self
+    }
+
+    /// Caps the bytes the pool may have mapped from the OS. Past it, taking a chunk or
+    /// allocating fails with [`AllocError`](crate::AllocError); once chunks drop, their
+    /// memory is reused. Must be at least `first_top_chunk_size`.
+    pub const fn limit(mut self, bytes: usize) -> Self {
+        self.config.limit = bytes;
+        self
+    }
+
+    /// Checks the settings and makes the pool. No memory is mapped until the first chunk.
+    ///
+    /// ```
+    /// let err = perfloc::Pool::builder().first_block_size(1000).build().unwrap_err();
+    /// assert_eq!(err.setting(), "first_block_size");
+    /// assert!(err.to_string().contains("power of two"));
+    /// ```
+    pub fn build(self) -> Result<Pool, ConfigError> {
+        self.validate()?;
+        Ok(Pool::from_config(self.config))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let c = &self.config;
+        let page = crate::os::page_size();
+        check_size("first_top_chunk_size", c.first_top_chunk_size, page)?;
+        check_size("first_block_size", c.first_block_size, MIN_BLOCK_SIZE)?;
+        if c.first_block_size > c.first_top_chunk_size {
+            return Err(ConfigError::new(
+                "first_block_size",
+                format!(
+                    "is {}, larger than first_top_chunk_size ({}); a block must fit in a top chunk",
+                    c.first_block_size, c.first_top_chunk_size
+                ),
+            ));
+        }
+        if c.limit < c.first_top_chunk_size {
+            return Err(ConfigError::new(
+                "limit",
+                format!(
+                    "is {}, smaller than first_top_chunk_size ({}); the pool could never map a top chunk",
+                    c.limit, c.first_top_chunk_size
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn check_size(setting: &'static str, value: usize, min: usize) -> Result<(), ConfigError> {
+    let problem = if value == 0 {
+        "must not be zero".to_owned()
+    } else if !value.is_power_of_two() {
+        format!("is {value}, which is not a power of two")
+    } else if value < min {
+        format!("is {value}, smaller than the minimum of {min}")
+    } else if value > MAX_SIZE {
+        format!("is {value}, larger than the maximum of {MAX_SIZE}")
+    } else {
+        return Ok(());
+    };
+    Err(ConfigError::new(setting, problem))
+}
+
+/// A pool setting that [`PoolBuilder::build`] refused; the message names the setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    setting: &'static str,
+    problem: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(setting: &'static str, problem: String) -> Self {
+        ConfigError { setting, problem }
+    }
+
+    /// The name of the offending builder setting, such as `"first_block_size"`.
+    pub fn setting(&self) -> &'static str {
+        self.setting
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid perfloc pool setting `{}`: {}",
+            self.setting, self.problem
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}

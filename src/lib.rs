@@ -1,0 +1,79 @@
+//! # perfloc: request-scoped arenas from a pool of OS memory
+//!
+//! perfloc gives request-scoped data a home. A **pool** maps big regions from the OS with
+//! `mmap` (**top chunks**, each new one twice the size of the last) and lends pieces of them
+//! (**blocks**) to **process chunks**. A process chunk ([`Chunk`]) is one scope's arena: it
+//! bumps a pointer through its blocks and implements [`allocator_api2::alloc::Allocator`]
+//! (through `&Chunk`), so `Vec`, `Box` and `hashbrown::HashMap` can live in it. When the
+//! scope ends, every block goes back to the pool at once, with no system call and no
+//! per-object free, and the next scope reuses them.
+//!
+//! ```
+//! use allocator_api2::{boxed::Box, vec::Vec};
+//! use hashbrown::{DefaultHashBuilder, HashMap};
+//!
+//! let chunk = perfloc::chunk(); // a process chunk from the global pool
+//! let mut ids: Vec<u32, &perfloc::Chunk> = Vec::new_in(&chunk);
+//! ids.extend([7, 8, 9]);
+//! // Name the hasher: `HashMap::new_in` alone would pick the default allocator.
+//! let mut headers: HashMap<&str, &str, DefaultHashBuilder, &perfloc::Chunk> =
+//!     HashMap::new_in(&chunk);
+//! headers.insert("host", "example.org");
+//! let body = Box::new_in([0u8; 256], &chunk);
+//! assert_eq!((ids.len(), headers["host"], body.len()), (3, "example.org", 256));
+//! // The collections drop first (the borrow checker insists), then the chunk: every
+//! // block it used goes back to the pool at once.
+//! ```
+//!
+//! ## How it works
+//!
+//! - **Top chunks.** The [`Pool`] keeps a list of regions mapped from the OS, oldest first.
+//!   When none has a free block big enough, it maps a new one twice the size of the last,
+//!   or, for one huge request, just big enough for it, without changing the doubling.
+//! - **Blocks.** Blocks are power-of-two pieces of a top chunk, managed by a buddy system:
+//!   they can come back in any order, from any thread, and merge with their free
+//!   neighbours, so later chunks reuse them without a system call.
+//! - **Process chunks and successor links.** A [`Chunk`] takes its first block from the
+//!   pool and bumps upward in it. When the block is full it takes a successor twice the
+//!   size and links it from the old block's header; all of them live as long as the chunk.
+//!   Bumping upward lets the newest allocation grow and shrink in place.
+//! - **Scopes.** [`Chunk::child`] makes a nested scope; [`Chunk::reset`] forgets everything
+//!   and keeps the largest block; dropping the chunk returns its blocks.
+//!
+//! Values placed with [`Chunk::alloc`] and friends never have their destructors run (as
+//! with bumpalo); values in `Box`, `Vec` or `HashMap` in a chunk are dropped by those
+//! collections as usual.
+//!
+//! ## Errors
+//!
+//! Allocation failure is [`AllocError`]: `try_` methods and `Vec::try_reserve` return it,
+//! the others panic with a message (as `Vec::push` aborts). A bad setting is a
+//! [`ConfigError`] naming it. After any error the pool keeps working.
+
+#![warn(missing_docs)]
+
+mod alloc_impl;
+mod buddy;
+mod bump;
+mod chunk;
+mod config;
+mod direct;
+mod os;
+mod pool;
+mod stats;
+mod top_chunk;
+
+pub use allocator_api2::alloc::AllocError;
+pub use chunk::Chunk;
+pub use config::{ConfigError, MIN_BLOCK_SIZE, PoolBuilder};
+pub use pool::Pool;
+pub use stats::{ChunkStats, PoolStats};
+
+/// A process chunk from the global pool: `Pool::global().chunk()`.
+///
+/// # Panics
+///
+/// Panics if the pool cannot provide the chunk's first block.
+pub fn chunk() -> Chunk<'static> {
+    Pool::global().chunk()
+}

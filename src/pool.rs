@@ -1,0 +1,305 @@
+//! The pool: the layer between the program and the OS (the seed's "intermediate layer").
+//!
+//! It owns the top chunks, hands out blocks to process chunks and takes them back.
+//!
+//! - **Taking a block** ([`Pool::acquire`]) looks through the top chunks, oldest first, for
+//!   a free block of the requested power-of-two size (splitting a larger one if need be).
+//!   Only when none has room does the pool map a new top chunk: twice the size of the last
+//!   regular one, or, for a request larger than that, a top chunk just big enough for it.
+//!   Such an oversized top chunk does not count in the doubling, so one huge request does
+//!   not inflate every later top chunk.
+//! - **Giving a block back** ([`Pool::release`]) returns it to its top chunk's buddy
+//!   bookkeeping, where it merges with free neighbours. No system call is made: in steady
+//!   state, chunks come and go without any `mmap` or `munmap`.
+//!
+//! All of this sits behind one mutex, on the slow path of process chunks (taking their
+//! first block or a successor, and dropping); allocation inside a chunk never touches it.
+
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use allocator_api2::alloc::AllocError;
+
+use crate::config::{Config, PoolBuilder};
+use crate::stats::PoolStats;
+use crate::top_chunk::TopChunk;
+use crate::{Chunk, ConfigError};
+
+/// A block lent by the pool to a process chunk: `size` bytes (a power of two) at `ptr`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Block {
+    pub(crate) ptr: NonNull<u8>,
+    pub(crate) size: usize,
+}
+
+impl Block {
+    /// True when `ptr` points inside this block.
+    pub(crate) fn contains(&self, ptr: NonNull<u8>) -> bool {
+        ptr.addr().get().wrapping_sub(self.ptr.addr().get()) < self.size
+    }
+}
+
+/// A pool of top chunks from which process chunks ([`Chunk`]) take their blocks.
+///
+/// `Pool` is `Send + Sync`: many threads may make and drop chunks from one pool at once,
+/// and a chunk may be dropped on another thread than the one that made it.
+///
+/// ```
+/// use allocator_api2::vec::Vec;
+///
+/// let pool = perfloc::Pool::new();
+/// for request in 0..100u32 {
+///     let chunk = pool.chunk();
+///     let mut items: Vec<u32, _> = Vec::new_in(&chunk);
+///     items.extend(0..request);
+///     assert_eq!(items.len() as u32, request);
+/// } // each chunk gives its blocks back here, without a system call
+/// let stats = pool.stats();
+/// assert_eq!(stats.mmap_calls, 1);
+/// assert_eq!(stats.in_use_bytes, 0);
+/// ```
+#[derive(Debug)]
+pub struct Pool {
+    config: Config,
+    state: Mutex<PoolState>,
+    /// Process chunks made from this pool and not yet dropped.
+    live_chunks: AtomicUsize,
+}
+
+/// Everything behind the pool's lock.
+#[derive(Debug)]
+struct PoolState {
+    /// The top chunks, oldest first (`TOP_MEM_CHUNK_VEC`).
+    top_chunks: Vec<TopChunk>,
+    /// Size of the next regular top chunk: doubles with each one mapped.
+    next_top_size: usize,
+    /// Sum of the sizes of `top_chunks`.
+    mapped_bytes: usize,
+    /// Bytes of blocks lent to live chunks: `mapped_bytes` minus the free bytes.
+    in_use_bytes: usize,
+    mmap_calls: u64,
+    munmap_calls: u64,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Pool {
+    /// A pool with the default settings (see [`PoolBuilder`]). Maps nothing until the
+    /// first chunk is taken.
+    pub const fn new() -> Self {
+        Self::from_config(Config::DEFAULT)
+    }
+
+    /// A builder for a pool with custom settings.
+    pub const fn builder() -> PoolBuilder {
+        PoolBuilder::new()
+    }
+
+    /// The process-wide pool, created on first use with the default settings.
+    /// [`perfloc::chunk()`](crate::chunk) takes its chunks from here.
+    pub fn global() -> &'static Pool {
+        static GLOBAL: Pool = Pool::new();
+        &GLOBAL
+    }
+
+    pub(crate) const fn from_config(config: Config) -> Self {
+        Pool {
+            state: Mutex::new(PoolState {
+                top_chunks: Vec::new(),
+                next_top_size: config.first_top_chunk_size,
+                mapped_bytes: 0,
+                in_use_bytes: 0,
+                mmap_calls: 0,
+                munmap_calls: 0,
+            }),
+            config,
+            live_chunks: AtomicUsize::new(0),
+        }
+    }
+
+    /// A new process chunk whose first block comes from this pool.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the pool cannot provide the first block (its `limit` is reached or the
+    /// OS refuses to map memory); [`Pool::try_chunk`] returns the error instead.
+    pub fn chunk(&self) -> Chunk<'_> {
+        match self.try_chunk() {
+            Ok(chunk) => chunk,
+            Err(AllocError) => panic!(
+                "perfloc: the pool could not provide a first block of {} bytes; \
+                 use Pool::try_chunk to handle this",
+                self.config.first_block_size
+            ),
+        }
+    }
+
+    /// A new process chunk, or `AllocError` if the pool cannot provide its first block.
+    pub fn try_chunk(&self) -> Result<Chunk<'_>, AllocError> {
+        Chunk::new(self)
+    }
+
+    /// A snapshot of the pool's figures.
+    pub fn stats(&self) -> PoolStats {
+        let state = self.lock();
+        PoolStats {
+            top_chunks: state.top_chunks.len(),
+            mapped_bytes: state.mapped_bytes,
+            in_use_bytes: state.in_use_bytes,
+            free_bytes: state.mapped_bytes - state.in_use_bytes,
+            live_chunks: self.live_chunks.load(Ordering::Relaxed),
+            mmap_calls: state.mmap_calls,
+            munmap_calls: state.munmap_calls,
+        }
+    }
+
+    /// Sizes of the top chunks in bytes, oldest first.
+    pub fn top_chunk_sizes(&self) -> Vec<usize> {
+        self.lock().top_chunks.iter().map(TopChunk::size).collect()
+    }
+
+    /// Verifies the pool's bookkeeping: every top chunk's free blocks are aligned, disjoint
+    /// and merged, top chunks do not overlap, and the byte totals agree with the stats.
+    ///
+    /// Meant for tests and for chasing a bug; it walks every free block.
+    pub fn check(&self) -> Result<(), String> {
+        let state = self.lock();
+        let mut mapped = 0;
+        let mut free = 0;
+        let mut ranges = Vec::new();
+        for top in &state.top_chunks {
+            top.check()?;
+            mapped += top.size();
+            free += top.free_bytes();
+            ranges.push((top.addr(), top.size()));
+        }
+        ranges.sort_unstable();
+        if ranges.windows(2).any(|w| w[0].0 + w[0].1 > w[1].0) {
+            return Err("two top chunks overlap".to_owned());
+        }
+        if mapped != state.mapped_bytes {
+            return Err(format!(
+                "mapped_bytes {} but top chunks sum to {mapped}",
+                state.mapped_bytes
+            ));
+        }
+        if mapped - free != state.in_use_bytes {
+            return Err(format!(
+                "in_use_bytes {} but mapped - free = {}",
+                state.in_use_bytes,
+                mapped - free
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn first_block_size(&self) -> usize {
+        self.config.first_block_size
+    }
+
+    pub(crate) fn chunk_created(&self) {
+        self.live_chunks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn chunk_dropped(&self) {
+        self.live_chunks.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        // The state is consistent between statements that could panic, so a poisoned lock
+        // (a panic elsewhere while holding it) leaves nothing half-done.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The block size the pool would hand out for a request of `bytes`: the next power of
+    /// two, at least `first_block_size`; `None` when no such size exists.
+    pub(crate) fn block_size_for(&self, bytes: usize) -> Option<usize> {
+        bytes
+            .max(self.config.first_block_size)
+            .checked_next_power_of_two()
+            .filter(|&size| size <= isize::MAX as usize)
+    }
+
+    /// Lends a block of `size` bytes (a power of two, at least `first_block_size`).
+    pub(crate) fn acquire(&self, size: usize) -> Result<Block, AllocError> {
+        debug_assert!(size.is_power_of_two() && size >= self.config.first_block_size);
+        let mut state = self.lock();
+        let found = state.top_chunks.iter_mut().find_map(|top| top.alloc(size));
+        let ptr = match found {
+            Some(ptr) => ptr,
+            None => {
+                let top = self.map_top_chunk(&mut state, size)?;
+                top.alloc(size)
+                    .expect("a fresh top chunk holds the block it was mapped for")
+            }
+        };
+        state.in_use_bytes += size;
+        Ok(Block { ptr, size })
+    }
+
+    /// Takes back a block lent by [`Pool::acquire`]. No system call is made.
+    pub(crate) fn release(&self, block: Block) {
+        let mut state = self.lock();
+        let top = state
+            .top_chunks
+            .iter_mut()
+            .find(|top| top.contains(block.ptr))
+            .expect("perfloc bug: a released block belongs to none of the pool's top chunks");
+        top.free(block.ptr, block.size);
+        state.in_use_bytes -= block.size;
+    }
+
+    /// Maps a new top chunk that can hold a block of `block_size` bytes and appends it.
+    ///
+    /// Regular size: the next in the doubling sequence. A request larger than that gets a
+    /// top chunk of its own size, which leaves the sequence alone. Within `limit`, a smaller
+    /// top chunk is mapped when the regular one would not fit; if the OS refuses the chosen
+    /// size, the smallest that holds the block is tried once more.
+    fn map_top_chunk<'s>(
+        &self,
+        state: &'s mut PoolState,
+        block_size: usize,
+    ) -> Result<&'s mut TopChunk, AllocError> {
+        let page = crate::os::page_size();
+        let smallest = block_size.max(page);
+        let room = self.config.limit.saturating_sub(state.mapped_bytes);
+        if smallest > room {
+            return Err(AllocError);
+        }
+        let mut size = state.next_top_size.max(smallest);
+        if size > room {
+            // Largest power of two within the limit; at least `smallest`, checked above.
+            size = 1 << room.ilog2();
+        }
+        state.mmap_calls += 1;
+        let top = match TopChunk::map(size, self.config.first_block_size) {
+            Ok(top) => top,
+            Err(AllocError) if size > smallest => {
+                size = smallest;
+                state.mmap_calls += 1;
+                TopChunk::map(size, self.config.first_block_size)?
+            }
+            Err(AllocError) => return Err(AllocError),
+        };
+        if size == state.next_top_size {
+            state.next_top_size = size.saturating_mul(2).min(1 << (usize::BITS - 2));
+        }
+        state.mapped_bytes += size;
+        state.top_chunks.push(top);
+        Ok(state.top_chunks.last_mut().expect("just pushed"))
+    }
+}
+
+/// Builds a pool from a builder; the same as [`PoolBuilder::build`].
+impl TryFrom<PoolBuilder> for Pool {
+    type Error = ConfigError;
+
+    fn try_from(builder: PoolBuilder) -> Result<Self, ConfigError> {
+        builder.build()
+    }
+}

@@ -1,0 +1,135 @@
+//! Snapshots of pool and chunk figures, printable as readable reports (the grown-up form of
+//! the seed's debug print and Postgres' `MemoryContextStats`).
+
+use core::fmt;
+
+/// A snapshot of a [`Pool`](crate::Pool)'s figures, from [`Pool::stats`](crate::Pool::stats).
+///
+/// `Display` prints a short report:
+///
+/// ```
+/// let pool = perfloc::Pool::new();
+/// let chunk = pool.chunk();
+/// let report = pool.stats().to_string();
+/// assert!(report.contains("1 top chunk"));
+/// assert!(report.contains("1 live chunk"));
+/// # drop(chunk);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// Number of top chunks currently mapped.
+    pub top_chunks: usize,
+    /// Bytes currently mapped from the OS (the sum of the top chunks' sizes).
+    pub mapped_bytes: usize,
+    /// Bytes of blocks held by live chunks.
+    pub in_use_bytes: usize,
+    /// Bytes of free blocks, ready for reuse without a system call.
+    pub free_bytes: usize,
+    /// Process chunks made from this pool and not yet dropped.
+    pub live_chunks: usize,
+    /// `mmap` calls made so far, failed ones included.
+    pub mmap_calls: u64,
+    /// `munmap` calls made so far.
+    pub munmap_calls: u64,
+}
+
+/// A snapshot of a [`Chunk`](crate::Chunk)'s figures, from
+/// [`Chunk::stats`](crate::Chunk::stats).
+///
+/// ```
+/// let chunk = perfloc::chunk();
+/// chunk.alloc_slice_copy(&[0u8; 100]);
+/// let stats = chunk.stats();
+/// assert_eq!((stats.blocks, stats.used_bytes), (1, 100));
+/// assert!(stats.to_string().contains("1 block"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ChunkStats {
+    /// Blocks the chunk holds (regular and large).
+    pub blocks: usize,
+    /// Of `blocks`, those holding one large allocation each.
+    pub large_blocks: usize,
+    /// Total size of those blocks, headers included.
+    pub capacity_bytes: usize,
+    /// Bytes handed out (with alignment padding, without block headers). Bytes of the
+    /// newest allocation given back by `deallocate` or `shrink` are not counted.
+    pub used_bytes: usize,
+}
+
+/// Bytes as a human-readable figure: `512 B`, `4.0 KiB`, `1.5 MiB`, `2.0 GiB`.
+pub(crate) struct Bytes(pub(crate) usize);
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+        if self.0 < 1024 {
+            return write!(f, "{} B", self.0);
+        }
+        let mut value = self.0 as f64 / 1024.0;
+        let mut unit = 0;
+        while value >= 1024.0 && unit + 1 < UNITS.len() {
+            value /= 1024.0;
+            unit += 1;
+        }
+        write!(f, "{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+impl fmt::Display for PoolStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "perfloc pool: {} mapped in {}",
+            Bytes(self.mapped_bytes),
+            plural(self.top_chunks, "top chunk")
+        )?;
+        writeln!(
+            f,
+            "  in use: {} by {}",
+            Bytes(self.in_use_bytes),
+            plural(self.live_chunks, "live chunk")
+        )?;
+        writeln!(f, "  free:   {}", Bytes(self.free_bytes))?;
+        write!(
+            f,
+            "  system calls: {} mmap, {} munmap",
+            self.mmap_calls, self.munmap_calls
+        )
+    }
+}
+
+impl fmt::Display for ChunkStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "perfloc chunk: {} used of {} in {} ({} large)",
+            Bytes(self.used_bytes),
+            Bytes(self.capacity_bytes),
+            plural(self.blocks, "block"),
+            self.large_blocks
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_are_readable() {
+        assert_eq!(Bytes(512).to_string(), "512 B");
+        assert_eq!(Bytes(4096).to_string(), "4.0 KiB");
+        assert_eq!(Bytes(3 << 19).to_string(), "1.5 MiB");
+        assert_eq!(Bytes(2 << 30).to_string(), "2.0 GiB");
+    }
+}
