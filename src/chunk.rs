@@ -249,7 +249,7 @@ impl<'pool> Chunk<'pool> {
     /// Allocates memory for `layout`, or returns `AllocError` if the pool has none to give.
     /// The memory is uninitialised and lives until the chunk is reset or dropped.
     ///
-    /// Zero-size layouts succeed without using memory; every alignment a `Layout` can hold
+    /// Zero-size layouts succeed and use at most alignment padding; every alignment a `Layout` can hold
     /// works.
     #[inline(always)]
     pub fn try_alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {

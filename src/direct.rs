@@ -71,10 +71,10 @@ impl Chunk<'_> {
     /// cannot provide the memory.
     ///
     /// ```
-    /// let pool = perfloc::Pool::builder().limit(1 << 20).build()?;
+    /// let pool = perfloc::Pool::builder().first_top_chunk_size(64 << 10).limit(64 << 10).build()?;
     /// let chunk = pool.chunk();
     /// assert!(chunk.try_alloc([0u8; 4096]).is_ok());
-    /// assert!(chunk.try_alloc([0u8; 2 << 20]).is_err());
+    /// assert!(chunk.try_alloc([0u8; 128 << 10]).is_err());
     /// # Ok::<(), perfloc::ConfigError>(())
     /// ```
     #[inline(always)]

@@ -69,6 +69,11 @@ pub use config::{ConfigError, MIN_BLOCK_SIZE, PoolBuilder};
 pub use pool::Pool;
 pub use stats::{ChunkStats, PoolStats};
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// A process chunk from the global pool: `Pool::global().chunk()`.
 ///
 /// # Panics

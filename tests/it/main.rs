@@ -1,0 +1,11 @@
+//! Integration tests, one binary: each module covers one behaviour of the crate.
+
+mod allocator;
+mod direct;
+mod limits;
+mod process_chunks;
+mod scopes;
+mod stats;
+mod threads;
+mod top_chunks;
+mod util;

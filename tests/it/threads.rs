@@ -1,0 +1,145 @@
+//! Threads: Pool is Send + Sync, Chunk is Send; chunks made and dropped concurrently,
+//! across threads, and in any order.
+
+use crate::util::{check, fill, intact, small_pool};
+use allocator_api2::vec::Vec;
+use perfloc::{Chunk, Pool};
+use std::sync::mpsc;
+
+fn assert_send_sync<T: Send + Sync>() {}
+fn assert_send<T: Send>() {}
+
+#[test]
+fn pool_is_send_and_sync_and_chunk_is_send() {
+    assert_send_sync::<Pool>();
+    assert_send::<Chunk<'static>>();
+    assert_send_sync::<perfloc::PoolStats>();
+}
+
+#[test]
+fn many_threads_make_and_drop_chunks_from_one_pool() {
+    let pool = small_pool();
+    std::thread::scope(|s| {
+        for t in 0..4usize {
+            let pool = &pool;
+            s.spawn(move || {
+                for round in 0..2000usize {
+                    let chunk = pool.chunk();
+                    let mut v: Vec<u8, _> = Vec::new_in(&chunk);
+                    v.resize((round * 13 + t) % 20_000, 0);
+                    fill(&mut v, t * 100_000 + round);
+                    let child = chunk.child();
+                    let extra = child.alloc_slice_fill_with(round % 300, |i| i as u32);
+                    assert!(intact(&v, t * 100_000 + round));
+                    assert!(extra.iter().enumerate().all(|(i, &x)| x == i as u32));
+                }
+            });
+        }
+    });
+    let stats = pool.stats();
+    assert_eq!((stats.in_use_bytes, stats.live_chunks), (0, 0));
+    check(&pool);
+}
+
+#[test]
+fn a_chunk_made_on_one_thread_can_be_dropped_on_another() {
+    let pool = small_pool();
+    let (tx, rx) = mpsc::channel::<(Chunk<'_>, usize)>();
+    std::thread::scope(|s| {
+        let pool = &pool;
+        s.spawn(move || {
+            for id in 0..500 {
+                let chunk = pool.chunk();
+                fill(chunk.alloc_slice_fill_with(id * 10, |_| 0u8), id);
+                tx.send((chunk, id)).unwrap();
+            }
+        });
+        s.spawn(move || {
+            for (chunk, id) in rx {
+                assert!(chunk.stats().used_bytes >= id * 10);
+                drop(chunk);
+            }
+        });
+    });
+    assert_eq!(pool.stats().in_use_bytes, 0);
+    check(&pool);
+}
+
+/// A chunk with one patterned allocation in it, remembered by address.
+struct Held<'p> {
+    _chunk: Chunk<'p>,
+    ptr: *const u8,
+    len: usize,
+    id: usize,
+}
+
+impl Held<'_> {
+    fn intact(&self) -> bool {
+        // SAFETY: `ptr..ptr + len` is an allocation of `chunk`, alive while `chunk` is; the
+        // chunk's blocks do not move when the `Chunk` value moves.
+        intact(
+            unsafe { std::slice::from_raw_parts(self.ptr, self.len) },
+            self.id,
+        )
+    }
+}
+
+#[test]
+fn chunks_may_drop_in_any_order_and_their_blocks_are_reused() {
+    let pool = small_pool();
+    let mut held: std::vec::Vec<Held<'_>> = std::vec::Vec::new();
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed as usize
+    };
+    for id in 0..3000 {
+        if held.len() > 20 || (!held.is_empty() && next() % 3 == 0) {
+            let victim = held.swap_remove(next() % held.len());
+            assert!(victim.intact());
+            drop(victim);
+            check(&pool);
+        }
+        let chunk = pool.chunk();
+        let bytes = chunk.alloc_slice_fill_with(next() % 50_000, |_| 0u8);
+        fill(bytes, id);
+        let (ptr, len) = (bytes.as_ptr(), bytes.len());
+        held.push(Held {
+            _chunk: chunk,
+            ptr,
+            len,
+            id,
+        });
+    }
+    assert!(held.iter().all(Held::intact));
+    drop(held);
+    assert_eq!(pool.stats().in_use_bytes, 0);
+    let mapped = pool.stats().mmap_calls;
+    drop(pool.chunk());
+    assert_eq!(pool.stats().mmap_calls, mapped);
+    check(&pool);
+}
+
+#[test]
+fn the_global_pool_serves_every_thread() {
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            s.spawn(move || {
+                for i in 0..1000u64 {
+                    let chunk = perfloc::chunk();
+                    let mut v: Vec<u64, _> = Vec::new_in(&chunk);
+                    v.extend(0..i);
+                    assert_eq!(
+                        v.iter().sum::<u64>(),
+                        i * i.saturating_sub(1) / 2,
+                        "thread {t}"
+                    );
+                }
+            });
+        }
+    });
+    assert!(std::ptr::eq(Pool::global(), Pool::global()));
+    assert!(Pool::global().stats().mmap_calls >= 1);
+}
