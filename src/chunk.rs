@@ -361,11 +361,16 @@ impl<'pool> Chunk<'pool> {
             && layout.size() + layout.align() > 2 * self.pool.first_block_size()
     }
 
-    /// The large node whose block holds `ptr`, and the node before it in the list.
+    /// The large node whose block holds the allocation of `layout` at `ptr`, and the node
+    /// before it in the list.
     fn find_large(
         &self,
         ptr: NonNull<u8>,
+        layout: Layout,
     ) -> Option<(Option<NonNull<LargeNode>>, NonNull<LargeNode>)> {
+        if !self.may_be_large(layout) {
+            return None;
+        }
         let mut prev = None;
         let mut cur = self.large.get();
         while let Some(node) = cur {
@@ -388,20 +393,18 @@ impl<'pool> Chunk<'pool> {
     pub(crate) unsafe fn dealloc(&self, ptr: NonNull<u8>, layout: Layout) {
         if self.is_newest(ptr, layout.size()) {
             self.ptr.set(ptr);
-        } else if self.may_be_large(layout) {
-            if let Some((prev, node)) = self.find_large(ptr) {
-                // SAFETY: `node` (and `prev`, if any) are live nodes (invariant 3); unlinking
-                // keeps every other node linked once, and the caller gave up the allocation.
-                let block = unsafe {
-                    let n = node.as_ref();
-                    match prev {
-                        Some(p) => (*p.as_ptr()).next = n.next,
-                        None => self.large.set(n.next),
-                    }
-                    n.block
-                };
-                self.pool.release(block);
-            }
+        } else if let Some((prev, node)) = self.find_large(ptr, layout) {
+            // SAFETY: `node` (and `prev`, if any) are live nodes (invariant 3); unlinking
+            // keeps every other node linked once, and the caller gave up the allocation.
+            let block = unsafe {
+                let n = node.as_ref();
+                match prev {
+                    Some(p) => (*p.as_ptr()).next = n.next,
+                    None => self.large.set(n.next),
+                }
+                n.block
+            };
+            self.pool.release(block);
         }
     }
 
@@ -424,25 +427,17 @@ impl<'pool> Chunk<'pool> {
                     self.ptr.set(unsafe { ptr.add(new.size()) });
                     return Ok(ptr);
                 }
-            } else if self.may_be_large(old) {
-                if let Some((_, node)) = self.find_large(ptr) {
-                    // SAFETY: `node` is a live node (invariant 3) that nothing else borrows.
-                    let n = unsafe { &mut *node.as_ptr() };
-                    if bump::fit(ptr.addr().get(), block_end(n.block).addr().get(), new).is_some() {
-                        n.used = new.size();
-                        return Ok(ptr);
-                    }
+            } else if let Some((_, node)) = self.find_large(ptr, old) {
+                // SAFETY: `node` is a live node (invariant 3) that nothing else borrows.
+                let n = unsafe { &mut *node.as_ptr() };
+                if bump::fit(ptr.addr().get(), block_end(n.block).addr().get(), new).is_some() {
+                    n.used = new.size();
+                    return Ok(ptr);
                 }
             }
         }
-        let new_ptr = self.try_alloc_layout(new)?;
-        // SAFETY: the old allocation is live with `old.size()` readable bytes, the new one
-        // is a distinct fresh allocation at least as large, so they do not overlap.
-        unsafe {
-            ptr::copy_nonoverlapping(ptr.as_ptr(), new_ptr.as_ptr(), old.size());
-            self.dealloc(ptr, old);
-        }
-        Ok(new_ptr)
+        // SAFETY: the caller's contract is `relocate`'s.
+        unsafe { self.relocate(ptr, old, new) }
     }
 
     /// Shrinks in place when the alignment allows, else moves; see the `Allocator` impl.
@@ -461,19 +456,33 @@ impl<'pool> Chunk<'pool> {
             if self.is_newest(ptr, old.size()) {
                 // SAFETY: the new end lies inside the old allocation, in the current block.
                 self.ptr.set(unsafe { ptr.add(new.size()) });
-            } else if self.may_be_large(old) {
-                if let Some((_, node)) = self.find_large(ptr) {
-                    // SAFETY: `node` is a live node (invariant 3) that nothing else borrows.
-                    unsafe { (*node.as_ptr()).used = new.size() };
-                }
+            } else if let Some((_, node)) = self.find_large(ptr, old) {
+                // SAFETY: `node` is a live node (invariant 3) that nothing else borrows.
+                unsafe { (*node.as_ptr()).used = new.size() };
             }
             return Ok(ptr);
         }
+        // SAFETY: the caller's contract is `relocate`'s.
+        unsafe { self.relocate(ptr, old, new) }
+    }
+
+    /// Moves the allocation at `ptr` to a fresh one of `new`, copying the bytes both hold,
+    /// and deallocates the old one.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must denote a live allocation of `old` made by this chunk.
+    unsafe fn relocate(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<u8>, AllocError> {
         let new_ptr = self.try_alloc_layout(new)?;
-        // SAFETY: both allocations are live and distinct; `new.size()` bytes are readable
-        // from the old one and writable in the new one.
+        // SAFETY: the old allocation is live (caller) and the new one is fresh, so they are
+        // distinct; each holds at least the bytes copied.
         unsafe {
-            ptr::copy_nonoverlapping(ptr.as_ptr(), new_ptr.as_ptr(), new.size());
+            ptr::copy_nonoverlapping(ptr.as_ptr(), new_ptr.as_ptr(), old.size().min(new.size()));
             self.dealloc(ptr, old);
         }
         Ok(new_ptr)

@@ -81,6 +81,10 @@ pub(crate) unsafe fn unmap(ptr: NonNull<u8>, size: usize) {
     debug_assert_eq!(rc, 0, "munmap failed");
 }
 
+/// Largest region the Miri backend maps: 4 GiB.
+#[cfg(not(all(unix, not(miri))))]
+const MIRI_MAX_REGION: usize = 1 << 32;
+
 #[cfg(not(all(unix, not(miri))))]
 fn region_layout(size: usize) -> Result<core::alloc::Layout, AllocError> {
     core::alloc::Layout::from_size_align(size, page_size()).map_err(|_| AllocError)
@@ -90,6 +94,11 @@ fn region_layout(size: usize) -> Result<core::alloc::Layout, AllocError> {
 /// (global-allocator backend).
 #[cfg(not(all(unix, not(miri))))]
 pub(crate) fn map(size: usize) -> Result<NonNull<u8>, AllocError> {
+    // Miri aborts on an allocation it cannot hold instead of failing it; refuse absurd
+    // sizes here, as the kernel would.
+    if cfg!(miri) && size > MIRI_MAX_REGION {
+        return Err(AllocError);
+    }
     let layout = region_layout(size)?;
     // SAFETY: `layout` has a non-zero size (callers pass a non-zero multiple of a page).
     let raw = unsafe { std::alloc::alloc_zeroed(layout) };
