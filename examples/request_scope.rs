@@ -46,9 +46,7 @@ fn synthetic_request(n: usize) -> String {
 /// Parses `text` into collections that live in `chunk`.
 fn parse<'c>(text: &str, chunk: &'c Chunk<'static>) -> Request<'c> {
     let text = chunk.alloc_str(text);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .expect("a blank line ends the head");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a blank line ends the head");
     let mut lines = head.split("\r\n");
     let mut request_line = lines.next().expect("a request line").split(' ');
     let method = request_line.next().unwrap_or("GET");
@@ -76,13 +74,7 @@ fn parse<'c>(text: &str, chunk: &'c Chunk<'static>) -> Request<'c> {
     let mut bytes = Vec::with_capacity_in(body.len(), chunk);
     bytes.extend_from_slice(body.as_bytes());
     let body = bytes.into_boxed_slice();
-    Request {
-        method,
-        path,
-        headers,
-        items,
-        body,
-    }
+    Request { method, path, headers, items, body }
 }
 
 /// Handles one request in its own chunk and returns a small summary.
@@ -90,20 +82,9 @@ fn handle(text: &str) -> (usize, u64) {
     let chunk = perfloc::chunk();
     let request = parse(text, &chunk);
     debug_assert_eq!(request.method, "POST");
-    let total: u64 = request
-        .items
-        .iter()
-        .map(|i| i.id % 10 + u64::from(i.quantity))
-        .sum();
-    let named = request
-        .items
-        .iter()
-        .filter(|i| i.name.ends_with('3'))
-        .count();
-    (
-        request.headers.len() + named + request.path.len() + request.body.len() % 2,
-        total,
-    )
+    let total: u64 = request.items.iter().map(|i| i.id % 10 + u64::from(i.quantity)).sum();
+    let named = request.items.iter().filter(|i| i.name.ends_with('3')).count();
+    (request.headers.len() + named + request.path.len() + request.body.len() % 2, total)
     // `request` drops here, then `chunk`: every block goes back to the pool at once.
 }
 

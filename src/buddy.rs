@@ -7,22 +7,26 @@
 //! back in any order and a top chunk whose blocks are all back is again one free block
 //! (which is what lets the pool give it back to the OS).
 //!
+//! Each free block carries the time it was freed (a merged block the newest of its parts),
+//! so the downsizing policy can give back only memory that has stayed free for a while.
+//!
 //! This module is safe code only: it never touches the memory, it only does arithmetic
 //! on offsets. The free sets live on the global heap, sized by the number of free blocks
 //! (not by the size of the top chunk), and are ordered so that the lowest free offset is
 //! always taken first, which keeps live blocks packed at the bottom of a top chunk.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
+use std::time::Instant;
 
 /// The free blocks of one top chunk.
 #[derive(Debug)]
 pub(crate) struct Buddy {
     /// log2 of the smallest block size.
     min_shift: u32,
-    /// `free[k]` holds the offsets of the free blocks of order `k` (size `min << k`).
-    /// Invariant: free blocks never overlap, and no two free buddies are both present
-    /// (they would have been merged).
-    free: Vec<BTreeSet<usize>>,
+    /// `free[k]` maps the offsets of the free blocks of order `k` (size `min << k`) to the
+    /// time they were freed. Invariant: free blocks never overlap, and no two free buddies
+    /// are both present (they would have been merged).
+    free: Vec<BTreeMap<usize, Instant>>,
     /// Sum of the sizes of all free blocks.
     free_bytes: usize,
     /// Size of the whole region (`min << (free.len() - 1)`).
@@ -30,21 +34,17 @@ pub(crate) struct Buddy {
 }
 
 impl Buddy {
-    /// A wholly free region of `size` bytes with blocks of at least `min_size` bytes.
+    /// A wholly free region of `size` bytes with blocks of at least `min_size` bytes,
+    /// free since `now`.
     ///
     /// Both must be powers of two with `min_size <= size`.
-    pub(crate) fn new(size: usize, min_size: usize) -> Self {
+    pub(crate) fn new(size: usize, min_size: usize, now: Instant) -> Self {
         assert!(size.is_power_of_two() && min_size.is_power_of_two() && min_size <= size);
         let min_shift = min_size.trailing_zeros();
         let orders = (size.trailing_zeros() - min_shift + 1) as usize;
-        let mut free = vec![BTreeSet::new(); orders];
-        free[orders - 1].insert(0);
-        Buddy {
-            min_shift,
-            free,
-            free_bytes: size,
-            size,
-        }
+        let mut free = vec![BTreeMap::new(); orders];
+        free[orders - 1].insert(0, now);
+        Buddy { min_shift, free, free_bytes: size, size }
     }
 
     /// Size of the region in bytes.
@@ -63,87 +63,91 @@ impl Buddy {
         (order < self.free.len()).then_some(order)
     }
 
+    /// True when a free block of at least `size` bytes (a power of two) exists.
+    pub(crate) fn can_hold(&self, size: usize) -> bool {
+        self.order_of(size)
+            .is_some_and(|order| self.free[order..].iter().any(|set| !set.is_empty()))
+    }
+
     /// Takes a free block of `size` bytes (a power of two, at least the minimum) and
     /// returns its offset, or `None` when no free block is large enough.
     pub(crate) fn alloc(&mut self, size: usize) -> Option<usize> {
         let order = self.order_of(size)?;
-        let (mut have, offset) =
-            (order..self.free.len()).find_map(|k| self.free[k].pop_first().map(|off| (k, off)))?;
-        // Split down: keep the lower half, free the upper half at each level.
+        let (mut have, (offset, freed_at)) = (order..self.free.len())
+            .find_map(|k| self.free[k].pop_first().map(|block| (k, block)))?;
+        // Split down: keep the lower half, free the upper half (as old as the whole) at each
+        // level.
         while have > order {
             have -= 1;
-            self.free[have].insert(offset + (1 << (self.min_shift as usize + have)));
+            let upper = offset + (1 << (self.min_shift as usize + have));
+            self.free[have].insert(upper, freed_at);
         }
         self.free_bytes -= size;
         Some(offset)
     }
 
-    /// Gives back the block of `size` bytes at `offset`, merging it with free buddies.
+    /// Gives back the block of `size` bytes at `offset` at time `now`, merging it with free
+    /// buddies.
     ///
     /// The block must have come from [`Buddy::alloc`] with the same size and not have been
     /// freed since.
-    pub(crate) fn free(&mut self, mut offset: usize, size: usize) {
-        let mut order = self
-            .order_of(size)
-            .expect("block size belongs to this region");
+    pub(crate) fn free(&mut self, mut offset: usize, size: usize, now: Instant) {
+        let mut order = self.order_of(size).expect("block size belongs to this region");
         debug_assert_eq!(offset % size, 0, "block offset is aligned to its size");
         debug_assert!(!self.is_free(offset, size), "double free of a block");
         self.free_bytes += size;
         while order + 1 < self.free.len() {
             let buddy = offset ^ (1 << (self.min_shift as usize + order));
-            if !self.free[order].remove(&buddy) {
+            if self.free[order].remove(&buddy).is_none() {
                 break;
             }
             offset = offset.min(buddy);
             order += 1;
         }
-        self.free[order].insert(offset);
+        // `now` is the newest time among the merged parts.
+        self.free[order].insert(offset, now);
     }
 
     /// True when the block at `offset` of `size` bytes lies inside a free block.
     pub(crate) fn is_free(&self, offset: usize, size: usize) -> bool {
-        self.free_blocks()
-            .any(|(off, len)| off <= offset && offset + size <= off + len)
+        self.free_blocks().any(|(off, len, _)| off <= offset && offset + size <= off + len)
     }
 
-    /// Every free block as `(offset, size)`, smallest order first.
-    pub(crate) fn free_blocks(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+    /// Every free block as `(offset, size, freed at)`, smallest order first.
+    pub(crate) fn free_blocks(&self) -> impl Iterator<Item = (usize, usize, Instant)> + '_ {
         self.free.iter().enumerate().flat_map(move |(k, set)| {
             let len = 1usize << (self.min_shift as usize + k);
-            set.iter().map(move |&off| (off, len))
+            set.iter().map(move |(&off, &at)| (off, len, at))
         })
+    }
+
+    /// When the whole region became free, if it is.
+    pub(crate) fn idle_since(&self) -> Option<Instant> {
+        self.free.last()?.get(&0).copied()
     }
 
     /// Verifies the invariants: free blocks aligned, in range, disjoint, no free buddy
     /// pairs left unmerged, and `free_bytes` equal to their sum.
     pub(crate) fn check(&self) -> Result<(), String> {
-        let mut blocks: Vec<(usize, usize)> = self.free_blocks().collect();
+        let mut blocks: Vec<(usize, usize)> = self.free_blocks().map(|(o, l, _)| (o, l)).collect();
         blocks.sort_unstable();
         let mut sum = 0usize;
         let mut prev_end = 0usize;
         for &(off, len) in &blocks {
             if off % len != 0 || off + len > self.size {
-                return Err(format!(
-                    "free block {off:#x}+{len:#x} misaligned or out of range"
-                ));
+                return Err(format!("free block {off:#x}+{len:#x} misaligned or out of range"));
             }
             if off < prev_end {
                 return Err(format!("free block {off:#x} overlaps the one before it"));
             }
             if len < self.size && blocks.binary_search(&(off ^ len, len)).is_ok() {
-                return Err(format!(
-                    "free buddies {off:#x} and {:#x} not merged",
-                    off ^ len
-                ));
+                return Err(format!("free buddies {off:#x} and {:#x} not merged", off ^ len));
             }
             prev_end = off + len;
             sum += len;
         }
         if sum != self.free_bytes {
-            return Err(format!(
-                "free bytes {} but free blocks sum to {sum}",
-                self.free_bytes
-            ));
+            return Err(format!("free bytes {} but free blocks sum to {sum}", self.free_bytes));
         }
         Ok(())
     }
@@ -155,23 +159,23 @@ mod tests {
 
     #[test]
     fn splits_lowest_first_and_merges_back_in_any_order() {
-        let mut b = Buddy::new(1 << 16, 1 << 12);
+        let mut b = Buddy::new(1 << 16, 1 << 12, Instant::now());
         let blocks: Vec<usize> = (0..16).map(|_| b.alloc(1 << 12).unwrap()).collect();
         assert_eq!(blocks, (0..16).map(|i| i << 12).collect::<Vec<_>>());
         assert_eq!(b.alloc(1 << 12), None);
         assert_eq!(b.free_bytes(), 0);
         // Free in a scrambled order; every step keeps the invariants.
         for i in [5, 0, 15, 3, 9, 1, 14, 2, 8, 4, 13, 7, 6, 12, 10, 11] {
-            b.free(blocks[i], 1 << 12);
+            b.free(blocks[i], 1 << 12, Instant::now());
             b.check().unwrap();
         }
         assert_eq!(b.free_bytes(), b.size());
-        assert_eq!(b.free_blocks().collect::<Vec<_>>(), vec![(0, 1 << 16)]);
+        assert_eq!(b.free_blocks().map(|(o, l, _)| (o, l)).collect::<Vec<_>>(), vec![(0, 1 << 16)]);
     }
 
     #[test]
     fn mixed_sizes_do_not_overlap() {
-        let mut b = Buddy::new(1 << 20, 1 << 8);
+        let mut b = Buddy::new(1 << 20, 1 << 8, Instant::now());
         let mut live = Vec::new();
         for (i, shift) in [8, 12, 9, 16, 8, 19, 10].into_iter().enumerate() {
             let off = b.alloc(1 << shift).unwrap();
@@ -179,7 +183,7 @@ mod tests {
             live.push((off, 1usize << shift));
             if i % 3 == 2 {
                 let (o, s) = live.remove(0);
-                b.free(o, s);
+                b.free(o, s, Instant::now());
             }
             b.check().unwrap();
         }
@@ -191,8 +195,23 @@ mod tests {
     }
 
     #[test]
+    fn merged_blocks_carry_the_newest_free_time() {
+        let t0 = Instant::now();
+        let t1 = t0 + std::time::Duration::from_secs(1);
+        let mut b = Buddy::new(1 << 13, 1 << 12, t0);
+        assert_eq!(b.idle_since(), Some(t0));
+        let (x, y) = (b.alloc(1 << 12).unwrap(), b.alloc(1 << 12).unwrap());
+        assert_eq!(b.idle_since(), None);
+        b.free(y, 1 << 12, t0);
+        b.free(x, 1 << 12, t1);
+        assert_eq!(b.idle_since(), Some(t1));
+        let (_, _, at) = b.free_blocks().next().unwrap();
+        assert_eq!(at, t1);
+    }
+
+    #[test]
     fn refuses_sizes_it_cannot_hold() {
-        let mut b = Buddy::new(1 << 12, 1 << 8);
+        let mut b = Buddy::new(1 << 12, 1 << 8, Instant::now());
         assert_eq!(b.alloc(1 << 13), None);
         assert_eq!(b.alloc(1 << 4), None);
         assert_eq!(b.alloc(1 << 12), Some(0));

@@ -19,11 +19,7 @@ pub(crate) fn padding(addr: usize, align: usize) -> usize {
 #[inline(always)]
 pub(crate) fn fit(ptr: usize, end: usize, layout: Layout) -> Option<usize> {
     let pad = padding(ptr, layout.align());
-    if layout.size() + pad <= end - ptr {
-        Some(pad)
-    } else {
-        None
-    }
+    if layout.size() + pad <= end - ptr { Some(pad) } else { None }
 }
 
 /// Bytes a fresh regular block must have so that `layout` fits after a `header`-byte
@@ -36,9 +32,7 @@ pub(crate) fn fit(ptr: usize, end: usize, layout: Layout) -> Option<usize> {
 pub(crate) fn regular_need(header: usize, layout: Layout, page: usize) -> Option<usize> {
     let (size, align) = (layout.size(), layout.align());
     if align <= page {
-        header
-            .checked_add(padding(header, align))?
-            .checked_add(size)
+        header.checked_add(padding(header, align))?.checked_add(size)
     } else {
         size.checked_add(align)
     }
@@ -48,11 +42,7 @@ pub(crate) fn regular_need(header: usize, layout: Layout, page: usize) -> Option
 /// same alignment guarantee as [`regular_need`].
 pub(crate) fn large_need(layout: Layout, page: usize) -> Option<usize> {
     let (size, align) = (layout.size(), layout.align());
-    if align <= page {
-        Some(size.max(align))
-    } else {
-        size.checked_add(align - page)
-    }
+    if align <= page { Some(size.max(align)) } else { size.checked_add(align - page) }
 }
 
 #[cfg(test)]
@@ -86,16 +76,10 @@ mod tests {
     fn needs_cover_header_padding_and_size() {
         assert_eq!(regular_need(24, layout(8, 8), 4096), Some(32));
         assert_eq!(regular_need(24, layout(8, 64), 4096), Some(72));
-        assert_eq!(
-            regular_need(24, layout(8, 1 << 16), 4096),
-            Some(8 + (1 << 16))
-        );
+        assert_eq!(regular_need(24, layout(8, 1 << 16), 4096), Some(8 + (1 << 16)));
         let huge = layout(isize::MAX as usize - 7, 8);
         assert_eq!(regular_need(24, huge, 4096), Some(isize::MAX as usize + 17));
         assert_eq!(large_need(layout(100, 8), 4096), Some(100));
-        assert_eq!(
-            large_need(layout(100, 1 << 16), 4096),
-            Some(100 + (1 << 16) - 4096)
-        );
+        assert_eq!(large_need(layout(100, 1 << 16), 4096), Some(100 + (1 << 16) - 4096));
     }
 }

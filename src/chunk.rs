@@ -195,10 +195,7 @@ impl<'pool> Chunk<'pool> {
             // SAFETY: `cur` is a block of the chain before `current` (invariant 1), so its
             // header is initialised and its `next` is `Some`; it is read before release.
             let (next, size) = unsafe { ((*cur.as_ptr()).next, (*cur.as_ptr()).size) };
-            self.pool.release(Block {
-                ptr: cur.cast(),
-                size,
-            });
+            self.pool.release(Block { ptr: cur.cast(), size });
             cur = next.expect("the successor chain reaches the current block");
         }
         self.first.set(keep);
@@ -207,12 +204,7 @@ impl<'pool> Chunk<'pool> {
 
     /// Figures of this chunk: blocks, their capacity and the bytes handed out.
     pub fn stats(&self) -> ChunkStats {
-        let mut stats = ChunkStats {
-            blocks: 0,
-            capacity_bytes: 0,
-            used_bytes: 0,
-            large_blocks: 0,
-        };
+        let mut stats = ChunkStats { blocks: 0, capacity_bytes: 0, used_bytes: 0, large_blocks: 0 };
         let current = self.current.get();
         let mut cur = Some(self.first.get());
         while let Some(header) = cur {
@@ -287,11 +279,8 @@ impl<'pool> Chunk<'pool> {
         match bump::regular_need(HEADER, layout, page) {
             Some(need) if need <= next => {
                 self.push_successor(next)?;
-                self.next_size
-                    .set(next.saturating_mul(2).min(MAX_NEXT_SIZE));
-                Ok(self
-                    .bump(layout)
-                    .expect("a successor block holds the request it was sized for"))
+                self.next_size.set(next.saturating_mul(2).min(MAX_NEXT_SIZE));
+                Ok(self.bump(layout).expect("a successor block holds the request it was sized for"))
             }
             _ => self.alloc_large(layout, page),
         }
@@ -329,11 +318,7 @@ impl<'pool> Chunk<'pool> {
         };
         // SAFETY: `node` is fresh bump memory sized and aligned for a `LargeNode`.
         unsafe {
-            node.write(LargeNode {
-                next: self.large.get(),
-                block,
-                used: layout.size(),
-            });
+            node.write(LargeNode { next: self.large.get(), block, used: layout.size() });
         }
         self.large.set(Some(node));
         let pad = bump::padding(block.ptr.addr().get(), layout.align());
@@ -509,10 +494,7 @@ impl Drop for Chunk<'_> {
             // SAFETY: a chain block with an initialised header (invariant 1), read before
             // the block goes back to the pool; nothing uses the chunk after drop.
             let (next, size) = unsafe { ((*header.as_ptr()).next, (*header.as_ptr()).size) };
-            self.pool.release(Block {
-                ptr: header.cast(),
-                size,
-            });
+            self.pool.release(Block { ptr: header.cast(), size });
             cur = next;
         }
         self.pool.chunk_dropped();
@@ -521,9 +503,7 @@ impl Drop for Chunk<'_> {
 
 impl fmt::Debug for Chunk<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Chunk")
-            .field("stats", &self.stats())
-            .finish_non_exhaustive()
+        f.debug_struct("Chunk").field("stats", &self.stats()).finish_non_exhaustive()
     }
 }
 
@@ -532,13 +512,7 @@ fn new_header(block: Block) -> NonNull<BlockHeader> {
     let header = block.ptr.cast::<BlockHeader>();
     // SAFETY: the block is at least `MIN_BLOCK_SIZE` bytes, aligned to at least that, and
     // exclusively ours, so a header fits at its start.
-    unsafe {
-        header.write(BlockHeader {
-            next: None,
-            size: block.size,
-            used: 0,
-        })
-    };
+    unsafe { header.write(BlockHeader { next: None, size: block.size, used: 0 }) };
     header
 }
 

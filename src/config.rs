@@ -1,6 +1,7 @@
 //! Pool settings: [`PoolBuilder`] and the [`ConfigError`] it returns for bad settings.
 
 use core::fmt;
+use std::time::Duration;
 
 use crate::Pool;
 
@@ -21,6 +22,10 @@ pub(crate) struct Config {
     pub(crate) first_block_size: usize,
     /// Most bytes the pool may have mapped at once; `usize::MAX` for no limit.
     pub(crate) limit: usize,
+    /// Free bytes the pool keeps mapped and resident for reuse.
+    pub(crate) retain: usize,
+    /// How long free memory above `retain` may stay; `Duration::MAX` for ever.
+    pub(crate) decay: Duration,
 }
 
 impl Config {
@@ -29,6 +34,8 @@ impl Config {
         first_top_chunk_size: 1 << 20,
         first_block_size: 4 << 10,
         limit: usize::MAX,
+        retain: 4 << 20,
+        decay: Duration::from_secs(1),
     };
 }
 
@@ -39,6 +46,8 @@ impl Config {
 /// | [`first_top_chunk_size`](Self::first_top_chunk_size) | 1 MiB | size of the first top chunk mapped from the OS; each later one is twice the last |
 /// | [`first_block_size`](Self::first_block_size) | 4 KiB | size of a process chunk's first block; successors double |
 /// | [`limit`](Self::limit) | none | most bytes the pool maps at once; past it allocation fails with `AllocError` |
+/// | [`retain`](Self::retain) | 4 MiB | free memory kept mapped and resident for reuse |
+/// | [`decay`](Self::decay) | 1 s | how long free memory above `retain` may stay before it goes back to the OS |
 ///
 /// ```
 /// let pool = perfloc::Pool::builder()
@@ -54,6 +63,8 @@ impl Config {
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct PoolBuilder {
     config: Config,
+    /// Whether `retain` was set; the default is clamped to `limit` instead of refused.
+    retain_set: bool,
 }
 
 impl Default for PoolBuilder {
@@ -65,9 +76,7 @@ impl Default for PoolBuilder {
 impl PoolBuilder {
     /// A builder with the default settings.
     pub const fn new() -> Self {
-        PoolBuilder {
-            config: Config::DEFAULT,
-        }
+        PoolBuilder { config: Config::DEFAULT, retain_set: false }
     }
 
     /// Size in bytes of the first top chunk the pool maps; each later top chunk is twice
@@ -94,6 +103,38 @@ impl PoolBuilder {
         self
     }
 
+    /// Free memory, in bytes, that the pool keeps mapped and resident for reuse beyond what
+    /// recent traffic needs; memory above it goes back to the OS after
+    /// [`decay`](Self::decay), or at once with [`Pool::trim`]. Must not exceed `limit`
+    /// (when left unset, the default of 4 MiB is lowered to `limit`).
+    pub const fn retain(mut self, bytes: usize) -> Self {
+        self.config.retain = bytes;
+        self.retain_set = true;
+        self
+    }
+
+    /// How long free memory above [`retain`](Self::retain) may stay before the pool
+    /// returns it to the OS: the pool remembers the peak of its in-use bytes over this long
+    /// and keeps that plus `retain`. `Duration::ZERO` returns free memory at once;
+    /// `Duration::MAX` never returns it by itself (only [`Pool::trim`] does).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let eager = perfloc::Pool::builder().decay(Duration::ZERO).retain(0).build()?;
+    /// let chunk = eager.chunk();
+    /// chunk.alloc_slice_copy(&vec![1u8; 8 << 20]);
+    /// drop(chunk);
+    /// assert!(eager.stats().released_bytes >= 8 << 20);
+    ///
+    /// let hoarder = perfloc::Pool::builder().decay(Duration::MAX).build()?;
+    /// # Ok::<(), perfloc::ConfigError>(())
+    /// ```
+    pub const fn decay(mut self, decay: Duration) -> Self {
+        self.config.decay = decay;
+        self
+    }
+
     /// Checks the settings and makes the pool. No memory is mapped until the first chunk.
     ///
     /// ```
@@ -101,7 +142,10 @@ impl PoolBuilder {
     /// assert_eq!(err.setting(), "first_block_size");
     /// assert!(err.to_string().contains("power of two"));
     /// ```
-    pub fn build(self) -> Result<Pool, ConfigError> {
+    pub fn build(mut self) -> Result<Pool, ConfigError> {
+        if !self.retain_set {
+            self.config.retain = self.config.retain.min(self.config.limit);
+        }
         self.validate()?;
         Ok(Pool::from_config(self.config))
     }
@@ -126,6 +170,15 @@ impl PoolBuilder {
                 format!(
                     "is {}, smaller than first_top_chunk_size ({}); the pool could never map a top chunk",
                     c.limit, c.first_top_chunk_size
+                ),
+            ));
+        }
+        if c.retain > c.limit {
+            return Err(ConfigError::new(
+                "retain",
+                format!(
+                    "is {}, larger than limit ({}); the pool could never hold what it is told to retain",
+                    c.retain, c.limit
                 ),
             ));
         }
@@ -168,11 +221,7 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid perfloc pool setting `{}`: {}",
-            self.setting, self.problem
-        )
+        write!(f, "invalid perfloc pool setting `{}`: {}", self.setting, self.problem)
     }
 }
 

@@ -67,7 +67,7 @@ pub use allocator_api2::alloc::AllocError;
 pub use chunk::Chunk;
 pub use config::{ConfigError, MIN_BLOCK_SIZE, PoolBuilder};
 pub use pool::Pool;
-pub use stats::{ChunkStats, PoolStats};
+pub use stats::{ChunkStats, PoolStats, TopChunkStats};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -27,10 +27,7 @@ pub(crate) fn page_size() -> usize {
     }
     // SAFETY: sysconf has no preconditions; it only reads a system constant.
     let raw = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    let page = usize::try_from(raw)
-        .ok()
-        .filter(|p| p.is_power_of_two())
-        .unwrap_or(4096);
+    let page = usize::try_from(raw).ok().filter(|p| p.is_power_of_two()).unwrap_or(4096);
     PAGE.store(page, Ordering::Relaxed);
     page
 }
@@ -84,6 +81,32 @@ pub(crate) unsafe fn unmap(ptr: NonNull<u8>, size: usize) {
 /// Largest region the Miri backend maps: 4 GiB.
 #[cfg(not(all(unix, not(miri))))]
 const MIRI_MAX_REGION: usize = 1 << 32;
+
+/// Gives the pages of `ptr..ptr + len` back to the OS while keeping them mapped: the
+/// resident set falls at once, and the next touch of a page finds it zero-filled.
+///
+/// # Safety
+///
+/// `ptr..ptr + len` must be page-aligned and lie inside a live region from [`map`], and
+/// nothing may rely on its contents.
+#[cfg(all(unix, not(miri)))]
+pub(crate) unsafe fn purge(ptr: NonNull<u8>, len: usize) -> Result<(), AllocError> {
+    // SAFETY: the caller passes a page-aligned range of our own mapping whose contents are
+    // unused; MADV_DONTNEED on a private anonymous mapping only drops those pages.
+    let rc = unsafe { libc::madvise(ptr.as_ptr().cast(), len, libc::MADV_DONTNEED) };
+    if rc == 0 { Ok(()) } else { Err(AllocError) }
+}
+
+/// Purging in the global-allocator backend: the memory stays as it is (there is no
+/// resident set to lower), which keeps the bookkeeping identical.
+///
+/// # Safety
+///
+/// As for the `mmap` backend.
+#[cfg(not(all(unix, not(miri))))]
+pub(crate) unsafe fn purge(_ptr: NonNull<u8>, _len: usize) -> Result<(), AllocError> {
+    Ok(())
+}
 
 #[cfg(not(all(unix, not(miri))))]
 fn region_layout(size: usize) -> Result<core::alloc::Layout, AllocError> {

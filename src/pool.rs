@@ -4,27 +4,36 @@
 //!
 //! - **Taking a block** ([`Pool::acquire`]) looks through the top chunks, oldest first, for
 //!   a free block of the requested power-of-two size (splitting a larger one if need be).
-//!   Only when none has room does the pool map a new top chunk: twice the size of the last
-//!   regular one, or, for a request larger than that, a top chunk just big enough for it.
-//!   Such an oversized top chunk does not count in the doubling, so one huge request does
-//!   not inflate every later top chunk.
+//!   Only when none has room does the pool map a new top chunk: the next size of a regular
+//!   sequence that doubles with every mapping, or, for a request larger than that, a top
+//!   chunk just big enough for it. Such an oversized top chunk does not become the base of
+//!   the doubling, so one huge request does not inflate every later top chunk.
 //! - **Giving a block back** ([`Pool::release`]) returns it to its top chunk's buddy
 //!   bookkeeping, where it merges with free neighbours. No system call is made: in steady
 //!   state, chunks come and go without any `mmap` or `munmap`.
 //!
+//! - **Downsizing** ([`downsizing`]): after a block comes back (and after a top chunk is
+//!   mapped), free memory above what recent traffic needs plus `retain` is returned to the
+//!   OS once it has stayed for `decay`: unused top chunks are unmapped, free blocks in the
+//!   others purged. [`Pool::trim`] does it at once.
+//!
 //! All of this sits behind one mutex, on the slow path of process chunks (taking their
 //! first block or a successor, and dropping); allocation inside a chunk never touches it.
+
+mod downsizing;
 
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use allocator_api2::alloc::AllocError;
 
 use crate::config::{Config, PoolBuilder};
-use crate::stats::PoolStats;
+use crate::stats::{PoolStats, TopChunkStats};
 use crate::top_chunk::TopChunk;
 use crate::{Chunk, ConfigError};
+use downsizing::Demand;
 
 /// A block lent by the pool to a process chunk: `size` bytes (a power of two) at `ptr`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,8 +87,16 @@ struct PoolState {
     mapped_bytes: usize,
     /// Bytes of blocks lent to live chunks: `mapped_bytes` minus the free bytes.
     in_use_bytes: usize,
+    /// Free bytes purged with `madvise`: the sum over `top_chunks`.
+    purged_bytes: usize,
+    peak_mapped_bytes: usize,
+    /// Bytes given back to the OS so far, by `munmap` or `madvise`.
+    released_bytes: u64,
     mmap_calls: u64,
     munmap_calls: u64,
+    madvise_calls: u64,
+    /// Recent peaks of `in_use_bytes`, for the downsizing policy.
+    demand: Demand,
 }
 
 impl Default for Pool {
@@ -114,8 +131,13 @@ impl Pool {
                 next_top_size: config.first_top_chunk_size,
                 mapped_bytes: 0,
                 in_use_bytes: 0,
+                purged_bytes: 0,
+                peak_mapped_bytes: 0,
+                released_bytes: 0,
                 mmap_calls: 0,
                 munmap_calls: 0,
+                madvise_calls: 0,
+                demand: Demand::new(config.decay),
             }),
             config,
             live_chunks: AtomicUsize::new(0),
@@ -152,10 +174,48 @@ impl Pool {
             mapped_bytes: state.mapped_bytes,
             in_use_bytes: state.in_use_bytes,
             free_bytes: state.mapped_bytes - state.in_use_bytes,
+            purged_bytes: state.purged_bytes,
+            peak_mapped_bytes: state.peak_mapped_bytes,
+            released_bytes: state.released_bytes,
             live_chunks: self.live_chunks.load(Ordering::Relaxed),
             mmap_calls: state.mmap_calls,
             munmap_calls: state.munmap_calls,
+            madvise_calls: state.madvise_calls,
+            top_chunk_stats: state
+                .top_chunks
+                .iter()
+                .map(|top| TopChunkStats {
+                    size: top.size(),
+                    in_use_bytes: top.size() - top.free_bytes(),
+                    free_bytes: top.free_bytes(),
+                    purged_bytes: top.purged_bytes(),
+                })
+                .collect(),
         }
+    }
+
+    /// Returns to the OS, at once, all free memory above [`retain`](PoolBuilder::retain):
+    /// unused top chunks are unmapped (smallest kept first) and free blocks in the others
+    /// purged with `madvise`. Returns the bytes given back.
+    ///
+    /// ```
+    /// let pool = perfloc::Pool::builder().retain(0).build()?;
+    /// drop((0..64).map(|_| {
+    ///     let chunk = pool.chunk();
+    ///     chunk.alloc_slice_copy(&[7u8; 100_000]);
+    ///     chunk
+    /// }).collect::<Vec<_>>());
+    /// assert!(pool.stats().free_bytes > 6 << 20);
+    /// let released = pool.trim();
+    /// assert!(released > 6 << 20);
+    /// let stats = pool.stats();
+    /// assert_eq!(stats.mapped_bytes - stats.purged_bytes, 0, "nothing resident is kept");
+    /// # Ok::<(), perfloc::ConfigError>(())
+    /// ```
+    pub fn trim(&self) -> usize {
+        let mut state = self.lock();
+        let keep = state.in_use_bytes.saturating_add(self.config.retain);
+        self.shrink_to(&mut state, keep, None)
     }
 
     /// Sizes of the top chunks in bytes, oldest first.
@@ -171,12 +231,20 @@ impl Pool {
         let state = self.lock();
         let mut mapped = 0;
         let mut free = 0;
+        let mut purged = 0;
         let mut ranges = Vec::new();
         for top in &state.top_chunks {
             top.check()?;
             mapped += top.size();
             free += top.free_bytes();
+            purged += top.purged_bytes();
             ranges.push((top.addr(), top.size()));
+        }
+        if purged != state.purged_bytes {
+            return Err(format!(
+                "purged_bytes {} but top chunks sum to {purged}",
+                state.purged_bytes
+            ));
         }
         ranges.sort_unstable();
         if ranges.windows(2).any(|w| w[0].0 + w[0].1 > w[1].0) {
@@ -228,17 +296,23 @@ impl Pool {
     /// Lends a block of `size` bytes (a power of two, at least `first_block_size`).
     pub(crate) fn acquire(&self, size: usize) -> Result<Block, AllocError> {
         debug_assert!(size.is_power_of_two() && size >= self.config.first_block_size);
-        let mut state = self.lock();
-        let found = state.top_chunks.iter_mut().find_map(|top| top.alloc(size));
-        let ptr = match found {
-            Some(ptr) => ptr,
-            None => {
-                let top = self.map_top_chunk(&mut state, size)?;
-                top.alloc(size)
-                    .expect("a fresh top chunk holds the block it was mapped for")
-            }
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let found = state.top_chunks.iter().position(|top| top.can_hold(size));
+        let mapped = found.is_none();
+        let index = match found {
+            Some(index) => index,
+            None => self.map_top_chunk(state, size)?,
         };
+        let top = &mut state.top_chunks[index];
+        let purged_before = top.purged_bytes();
+        let ptr = top.alloc(size).expect("the top chunk has a free block of this size");
+        state.purged_bytes -= purged_before - top.purged_bytes();
         state.in_use_bytes += size;
+        state.demand.record(state.in_use_bytes);
+        if mapped {
+            self.downsize(state);
+        }
         Ok(Block { ptr, size })
     }
 
@@ -250,21 +324,103 @@ impl Pool {
             .iter_mut()
             .find(|top| top.contains(block.ptr))
             .expect("perfloc bug: a released block belongs to none of the pool's top chunks");
-        top.free(block.ptr, block.size);
+        top.free(block.ptr, block.size, Instant::now());
         state.in_use_bytes -= block.size;
+        self.downsize(&mut state);
     }
 
-    /// Maps a new top chunk that can hold a block of `block_size` bytes and appends it.
+    /// The downsizing policy, run on the slow paths: once free memory exceeds recent demand
+    /// plus `retain` by a quarter (hysteresis, so steady traffic does not purge in a loop),
+    /// give back what exceeds demand plus `retain`.
+    fn downsize(&self, state: &mut PoolState) {
+        let ready = state.mapped_bytes - state.purged_bytes;
+        // Cheap test first: no clock read while free memory is within `retain`.
+        if ready <= state.in_use_bytes.saturating_add(self.config.retain)
+            || state.demand.never_decays()
+        {
+            return;
+        }
+        let now = Instant::now();
+        let demand = state.demand.peak(now, state.in_use_bytes);
+        let keep = demand.saturating_add(self.config.retain);
+        if ready > keep.saturating_add(keep / 4) {
+            let idle_since = now.checked_sub(self.config.decay);
+            self.shrink_to(state, keep, idle_since);
+        }
+    }
+
+    /// Gives back to the OS what exceeds `keep` bytes of mapped, resident memory.
     ///
-    /// Regular size: the next in the doubling sequence. A request larger than that gets a
-    /// top chunk of its own size, which leaves the sequence alone. Within `limit`, a smaller
+    /// 1. Unused top chunks idle since at least `idle_since` (any unused one when `None`)
+    ///    are unmapped, largest first; one is kept when unmapping it would leave less than
+    ///    `keep` ready. Top chunks that steady traffic uses are never idle for long, so they
+    ///    stay; the spike's large ones go first and give back the most per system call.
+    /// 2. Free blocks of the remaining top chunks that have stayed free since `idle_since`
+    ///    (any when `None`) are purged, largest first, while more than `keep` is ready.
+    ///    Blocks that steady traffic frees and takes again are never purged, so they cost
+    ///    neither `madvise` calls nor page faults.
+    ///
+    /// Returns the bytes given back.
+    fn shrink_to(&self, state: &mut PoolState, keep: usize, idle_since: Option<Instant>) -> usize {
+        let mut released = 0;
+        let mut ready = state.mapped_bytes - state.purged_bytes;
+        let mut idle: Vec<usize> = (0..state.top_chunks.len())
+            .filter(|&i| {
+                state.top_chunks[i]
+                    .idle_since()
+                    .is_some_and(|t| idle_since.is_none_or(|limit| t <= limit))
+            })
+            .collect();
+        idle.sort_by_key(|&i| core::cmp::Reverse(state.top_chunks[i].size()));
+        let mut doomed = Vec::new();
+        for i in idle {
+            let top_ready = state.top_chunks[i].size() - state.top_chunks[i].purged_bytes();
+            if ready - top_ready >= keep {
+                ready -= top_ready;
+                doomed.push(i);
+            }
+        }
+        doomed.sort_unstable_by(|a, b| b.cmp(a));
+        for &i in &doomed {
+            let top = state.top_chunks.remove(i);
+            state.mapped_bytes -= top.size();
+            state.purged_bytes -= top.purged_bytes();
+            released += top.size() - top.purged_bytes();
+            state.munmap_calls += 1;
+            drop(top); // unmaps
+        }
+        if !doomed.is_empty() {
+            // The doubling restarts from the largest top chunk left.
+            let largest = state.top_chunks.iter().map(TopChunk::size).max().unwrap_or(0);
+            let restart = largest.saturating_mul(2).max(self.config.first_top_chunk_size);
+            state.next_top_size = state.next_top_size.min(restart);
+        }
+        let mut excess = (state.mapped_bytes - state.purged_bytes).saturating_sub(keep);
+        let mut order: Vec<usize> = (0..state.top_chunks.len()).collect();
+        order.sort_by_key(|&i| core::cmp::Reverse(state.top_chunks[i].size()));
+        for i in order {
+            if excess == 0 {
+                break;
+            }
+            let (gained, calls) = state.top_chunks[i].purge(excess, idle_since);
+            state.madvise_calls += calls;
+            state.purged_bytes += gained;
+            released += gained;
+            excess = excess.saturating_sub(gained);
+        }
+        state.released_bytes += released as u64;
+        released
+    }
+
+    /// Maps a new top chunk that can hold a block of `block_size` bytes, appends it and
+    /// returns its index.
+    ///
+    /// Regular size: the next in the doubling sequence, which advances with every mapping.
+    /// A request larger than that gets a top chunk of its own size, which does not become
+    /// the base of the sequence. Within `limit`, a smaller
     /// top chunk is mapped when the regular one would not fit; if the OS refuses the chosen
     /// size, the smallest that holds the block is tried once more.
-    fn map_top_chunk<'s>(
-        &self,
-        state: &'s mut PoolState,
-        block_size: usize,
-    ) -> Result<&'s mut TopChunk, AllocError> {
+    fn map_top_chunk(&self, state: &mut PoolState, block_size: usize) -> Result<usize, AllocError> {
         let page = crate::os::page_size();
         let smallest = block_size.max(page);
         let room = self.config.limit.saturating_sub(state.mapped_bytes);
@@ -286,12 +442,14 @@ impl Pool {
             }
             Err(AllocError) => return Err(AllocError),
         };
-        if size == state.next_top_size {
-            state.next_top_size = size.saturating_mul(2).min(1 << (usize::BITS - 2));
-        }
+        // Every mapping advances the regular sequence, so sustained large requests soon
+        // find regular top chunks big enough for several of them; an oversized top chunk
+        // does not become the base of the doubling.
+        state.next_top_size = state.next_top_size.saturating_mul(2).min(1 << (usize::BITS - 2));
         state.mapped_bytes += size;
+        state.peak_mapped_bytes = state.peak_mapped_bytes.max(state.mapped_bytes);
         state.top_chunks.push(top);
-        Ok(state.top_chunks.last_mut().expect("just pushed"))
+        Ok(state.top_chunks.len() - 1)
     }
 }
 

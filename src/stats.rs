@@ -5,17 +5,24 @@ use core::fmt;
 
 /// A snapshot of a [`Pool`](crate::Pool)'s figures, from [`Pool::stats`](crate::Pool::stats).
 ///
-/// `Display` prints a short report:
+/// `Display` prints a report with a line per top chunk, like Postgres'
+/// `MemoryContextStats`:
 ///
 /// ```
 /// let pool = perfloc::Pool::new();
 /// let chunk = pool.chunk();
+/// println!("{}", pool.stats());
+/// // perfloc pool: 1.0 MiB mapped in 1 top chunk (peak 1.0 MiB)
+/// //   in use 4.0 KiB by 1 live chunk; free 1020.0 KiB, of which 0 B purged
+/// //   system calls: 1 mmap, 0 munmap, 0 madvise; 0 B given back to the OS
+/// //   top chunk        size      in use        free      purged
+/// //          #0     1.0 MiB     4.0 KiB  1020.0 KiB         0 B
 /// let report = pool.stats().to_string();
 /// assert!(report.contains("1 top chunk"));
 /// assert!(report.contains("1 live chunk"));
 /// # drop(chunk);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct PoolStats {
     /// Number of top chunks currently mapped.
@@ -24,14 +31,38 @@ pub struct PoolStats {
     pub mapped_bytes: usize,
     /// Bytes of blocks held by live chunks.
     pub in_use_bytes: usize,
-    /// Bytes of free blocks, ready for reuse without a system call.
+    /// Bytes of free blocks, reusable without a system call (`mapped - in_use`).
     pub free_bytes: usize,
+    /// Of `free_bytes`, those purged with `madvise`: still mapped, no longer resident.
+    pub purged_bytes: usize,
+    /// The most bytes ever mapped at once.
+    pub peak_mapped_bytes: usize,
+    /// Bytes given back to the OS so far, by `munmap` or `madvise`.
+    pub released_bytes: u64,
     /// Process chunks made from this pool and not yet dropped.
     pub live_chunks: usize,
     /// `mmap` calls made so far, failed ones included.
     pub mmap_calls: u64,
     /// `munmap` calls made so far.
     pub munmap_calls: u64,
+    /// `madvise` calls made so far, failed ones included.
+    pub madvise_calls: u64,
+    /// One entry per top chunk, oldest first.
+    pub top_chunk_stats: Vec<TopChunkStats>,
+}
+
+/// The figures of one top chunk, in [`PoolStats::top_chunk_stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct TopChunkStats {
+    /// Size of the mapping.
+    pub size: usize,
+    /// Bytes of its blocks lent to live chunks.
+    pub in_use_bytes: usize,
+    /// Bytes of its free blocks.
+    pub free_bytes: usize,
+    /// Of `free_bytes`, those purged with `madvise`.
+    pub purged_bytes: usize,
 }
 
 /// A snapshot of a [`Chunk`](crate::Chunk)'s figures, from
@@ -78,33 +109,53 @@ impl fmt::Display for Bytes {
 }
 
 fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("{n} {word}")
-    } else {
-        format!("{n} {word}s")
-    }
+    if n == 1 { format!("{n} {word}") } else { format!("{n} {word}s") }
 }
 
 impl fmt::Display for PoolStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "perfloc pool: {} mapped in {}",
+            "perfloc pool: {} mapped in {} (peak {})",
             Bytes(self.mapped_bytes),
-            plural(self.top_chunks, "top chunk")
+            plural(self.top_chunks, "top chunk"),
+            Bytes(self.peak_mapped_bytes)
         )?;
         writeln!(
             f,
-            "  in use: {} by {}",
+            "  in use {} by {}; free {}, of which {} purged",
             Bytes(self.in_use_bytes),
-            plural(self.live_chunks, "live chunk")
+            plural(self.live_chunks, "live chunk"),
+            Bytes(self.free_bytes),
+            Bytes(self.purged_bytes)
         )?;
-        writeln!(f, "  free:   {}", Bytes(self.free_bytes))?;
         write!(
             f,
-            "  system calls: {} mmap, {} munmap",
-            self.mmap_calls, self.munmap_calls
-        )
+            "  system calls: {} mmap, {} munmap, {} madvise; {} given back to the OS",
+            self.mmap_calls,
+            self.munmap_calls,
+            self.madvise_calls,
+            Bytes(usize::try_from(self.released_bytes).unwrap_or(usize::MAX))
+        )?;
+        if !self.top_chunk_stats.is_empty() {
+            write!(
+                f,
+                "\n  {:>9} {:>11} {:>11} {:>11} {:>11}",
+                "top chunk", "size", "in use", "free", "purged"
+            )?;
+        }
+        for (i, top) in self.top_chunk_stats.iter().enumerate() {
+            write!(
+                f,
+                "\n  {:>9} {:>11} {:>11} {:>11} {:>11}",
+                format!("#{i}"),
+                Bytes(top.size).to_string(),
+                Bytes(top.in_use_bytes).to_string(),
+                Bytes(top.free_bytes).to_string(),
+                Bytes(top.purged_bytes).to_string()
+            )?;
+        }
+        Ok(())
     }
 }
 

@@ -1,15 +1,20 @@
-//! A top chunk: one region mapped from the OS, and the buddy bookkeeping of its blocks.
+//! A top chunk: one region mapped from the OS, the buddy bookkeeping of its blocks, and
+//! which of its free bytes have been purged.
 //!
 //! The pool keeps its top chunks in a list, oldest first (the seed's `TOP_MEM_CHUNK_VEC`).
 //! A top chunk's size is a power of two; its blocks are power-of-two pieces at offsets that
 //! are multiples of their size, so a block is aligned to `min(block size, page size)`.
 
+mod purged;
+
 use core::ptr::NonNull;
+use std::time::Instant;
 
 use allocator_api2::alloc::AllocError;
 
 use crate::buddy::Buddy;
 use crate::os;
+use purged::Purged;
 
 /// One mapped region and its free blocks.
 #[derive(Debug)]
@@ -18,6 +23,8 @@ pub(crate) struct TopChunk {
     /// returned by [`os::map`], owned by this value and unmapped only by its `Drop`.
     base: NonNull<u8>,
     buddy: Buddy,
+    /// Free bytes given back with `madvise`. Invariant: every range lies in free blocks.
+    purged: Purged,
 }
 
 // SAFETY: a `TopChunk` exclusively owns its mapping; the raw pointer is an address, not a
@@ -31,7 +38,8 @@ impl TopChunk {
         let base = os::map(size)?;
         Ok(TopChunk {
             base,
-            buddy: Buddy::new(size, min_block),
+            buddy: Buddy::new(size, min_block, Instant::now()),
+            purged: Purged::default(),
         })
     }
 
@@ -43,6 +51,16 @@ impl TopChunk {
     /// Bytes in free blocks.
     pub(crate) fn free_bytes(&self) -> usize {
         self.buddy.free_bytes()
+    }
+
+    /// Free bytes given back to the OS with `madvise` (still mapped).
+    pub(crate) fn purged_bytes(&self) -> usize {
+        self.purged.bytes()
+    }
+
+    /// When the top chunk last became unused, if it is unused.
+    pub(crate) fn idle_since(&self) -> Option<Instant> {
+        self.buddy.idle_since()
     }
 
     /// Address of the first byte, for ordering and reports.
@@ -61,27 +79,78 @@ impl TopChunk {
         self.offset_of(ptr).is_some()
     }
 
+    /// True when a free block of `size` bytes (a power of two) is available.
+    pub(crate) fn can_hold(&self, size: usize) -> bool {
+        self.buddy.can_hold(size)
+    }
+
     /// Takes a free block of `size` bytes (a power of two), lowest address first.
     pub(crate) fn alloc(&mut self, size: usize) -> Option<NonNull<u8>> {
         let offset = self.buddy.alloc(size)?;
+        self.purged.take(offset, offset + size);
         // SAFETY: the buddy system hands out offsets of blocks inside the region
         // (`offset + size <= self.size()`), so the result stays in bounds of the mapping.
         Some(unsafe { self.base.add(offset) })
     }
 
-    /// Gives back a block taken with [`TopChunk::alloc`].
-    pub(crate) fn free(&mut self, ptr: NonNull<u8>, size: usize) {
-        let offset = self
-            .offset_of(ptr)
-            .expect("block belongs to this top chunk");
-        self.buddy.free(offset, size);
+    /// Gives back, at time `now`, a block taken with [`TopChunk::alloc`].
+    pub(crate) fn free(&mut self, ptr: NonNull<u8>, size: usize, now: Instant) {
+        let offset = self.offset_of(ptr).expect("block belongs to this top chunk");
+        self.buddy.free(offset, size, now);
     }
 
-    /// Verifies the buddy bookkeeping of this top chunk.
+    /// Purges free blocks freed at or before `cutoff` (any when `None`), largest first,
+    /// until at least `budget` more bytes are purged or none is left to purge. Only the
+    /// whole pages inside each free block are purged. Returns the bytes newly purged and
+    /// the `madvise` calls made; stops at the first failed call.
+    pub(crate) fn purge(&mut self, budget: usize, cutoff: Option<Instant>) -> (usize, u64) {
+        let page = os::page_size();
+        let mut blocks: Vec<(usize, usize)> = self
+            .buddy
+            .free_blocks()
+            .filter(|&(_, _, at)| cutoff.is_none_or(|cutoff| at <= cutoff))
+            .map(|(offset, size, _)| (offset, size))
+            .collect();
+        blocks.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let (mut gained, mut calls) = (0, 0);
+        for (offset, size) in blocks {
+            if gained >= budget {
+                break;
+            }
+            let start = offset.next_multiple_of(page);
+            let end = (offset + size) / page * page;
+            if start >= end {
+                continue;
+            }
+            let already = self.purged.within(start, end);
+            if already == end - start {
+                continue;
+            }
+            calls += 1;
+            // SAFETY: `start..end` is page-aligned, inside this top chunk's live mapping
+            // (field invariant on `base`), and inside a free block whose contents nobody
+            // relies on.
+            let purged = unsafe { os::purge(self.base.add(start), end - start) };
+            if purged.is_err() {
+                break;
+            }
+            self.purged.insert(start, end);
+            gained += end - start - already;
+        }
+        (gained, calls)
+    }
+
+    /// Verifies the buddy and purge bookkeeping of this top chunk.
     pub(crate) fn check(&self) -> Result<(), String> {
-        self.buddy
-            .check()
-            .map_err(|e| format!("top chunk at {:#x}: {e}", self.addr()))
+        let at = |e: String| format!("top chunk at {:#x}: {e}", self.addr());
+        self.buddy.check().map_err(at)?;
+        self.purged.check().map_err(at)?;
+        for (start, end) in self.purged.ranges() {
+            if !self.buddy.is_free(start, end - start) {
+                return Err(at(format!("purged range {start:#x}..{end:#x} is not free")));
+            }
+        }
+        Ok(())
     }
 }
 

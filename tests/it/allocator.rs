@@ -77,26 +77,17 @@ fn reserve_exact_one_and_push_grows_in_place_until_the_block_is_full() {
     assert_eq!(v.as_ptr(), first, "no copy while the first block has room");
     v.reserve_exact(1);
     v.push(509);
-    assert_ne!(
-        v.as_ptr(),
-        first,
-        "the 510th element does not fit in the first block"
-    );
+    assert_ne!(v.as_ptr(), first, "the 510th element does not fit in the first block");
 }
 
 #[test]
 fn growing_the_newest_allocation_copies_nothing() {
     let chunk = perfloc::chunk();
-    let a = (&chunk)
-        .allocate(Layout::new::<[u8; 16]>())
-        .unwrap()
-        .cast::<u8>();
+    let a = (&chunk).allocate(Layout::new::<[u8; 16]>()).unwrap().cast::<u8>();
     // SAFETY: `a` is a live allocation of 16 bytes in `chunk`; each call passes its layout.
     unsafe {
         a.as_ptr().write_bytes(0xAB, 16);
-        let grown = (&chunk)
-            .grow(a, Layout::new::<[u8; 16]>(), Layout::new::<[u8; 64]>())
-            .unwrap();
+        let grown = (&chunk).grow(a, Layout::new::<[u8; 16]>(), Layout::new::<[u8; 64]>()).unwrap();
         assert_eq!(grown.cast::<u8>(), a, "in place");
         assert_eq!(grown.len(), 64);
         let zeroed = (&chunk)
@@ -164,10 +155,7 @@ fn foreign_grow_shrink_and_free_never_clobber_other_allocations() {
         let layout = Layout::from_size_align(8 + id % 200, 1 << (id % 5)).unwrap();
         let ptr = chunk.alloc_layout(layout);
         // SAFETY: fresh allocation of `layout`.
-        fill(
-            unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), layout.size()) },
-            id,
-        );
+        fill(unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), layout.size()) }, id);
         live.push((ptr, layout, id));
         let victim = (id * 7919) % live.len();
         let (p, old, vid) = live[victim];
@@ -186,10 +174,7 @@ fn foreign_grow_shrink_and_free_never_clobber_other_allocations() {
                 1 => {
                     let new = Layout::from_size_align(old.size() / 2, old.align()).unwrap();
                     let q = (&chunk).shrink(p, old, new).unwrap().cast::<u8>();
-                    assert!(intact(
-                        std::slice::from_raw_parts(q.as_ptr(), new.size()),
-                        vid
-                    ));
+                    assert!(intact(std::slice::from_raw_parts(q.as_ptr(), new.size()), vid));
                     live[victim] = (q, new, vid);
                 }
                 _ => {
@@ -222,11 +207,7 @@ fn every_alignment_from_1_to_2_pow_20_works() {
         for size in [1, 8, align, 3 * align / 2 + 1] {
             let layout = Layout::from_size_align(size, align).unwrap();
             let p = (&chunk).allocate(layout).unwrap();
-            assert_eq!(
-                p.cast::<u8>().as_ptr() as usize % align,
-                0,
-                "align {align} size {size}"
-            );
+            assert_eq!(p.cast::<u8>().as_ptr() as usize % align, 0, "align {align} size {size}");
             assert_eq!(p.len(), size);
             // SAFETY: fresh allocation of `size` bytes.
             let bytes = unsafe { std::slice::from_raw_parts_mut(p.cast::<u8>().as_ptr(), size) };
@@ -245,10 +226,8 @@ fn every_alignment_from_1_to_2_pow_20_works() {
 fn changing_to_a_larger_alignment_moves_to_an_aligned_place() {
     let chunk = perfloc::chunk();
     let old = Layout::from_size_align(16, 1).unwrap();
-    for new in [
-        Layout::from_size_align(32, 4096).unwrap(),
-        Layout::from_size_align(8, 64).unwrap(),
-    ] {
+    for new in [Layout::from_size_align(32, 4096).unwrap(), Layout::from_size_align(8, 64).unwrap()]
+    {
         chunk.alloc(1u8); // leave the bump pointer unaligned
         let p = chunk.alloc_layout(old);
         // SAFETY: `p` is a live allocation of `old`; the result replaces it.
@@ -280,10 +259,7 @@ fn zero_size_layouts_work_for_every_alignment_and_use_no_memory() {
         assert_eq!(p.len(), 0);
         assert_eq!(p.cast::<u8>().as_ptr() as usize % layout.align(), 0);
     }
-    assert!(
-        chunk.stats().used_bytes - used < 8,
-        "at most alignment padding"
-    );
+    assert!(chunk.stats().used_bytes - used < 8, "at most alignment padding");
     for shift in 13..=30 {
         // Alignments past the block: a dangling, aligned pointer, nothing mapped for it.
         let layout = Layout::from_size_align(0, 1 << shift).unwrap();
@@ -299,11 +275,7 @@ fn zero_size_layouts_work_for_every_alignment_and_use_no_memory() {
         }
     }
     // At most the padding of the first block was spent, and no 1 GiB-aligned block mapped.
-    assert!(
-        chunk.stats().capacity_bytes <= 12 * KIB,
-        "{}",
-        chunk.stats()
-    );
+    assert!(chunk.stats().capacity_bytes <= 12 * KIB, "{}", chunk.stats());
     assert_eq!(pool.stats().mapped_bytes, 64 * KIB);
     let v: Vec<(), _> = Vec::with_capacity_in(1000, &chunk);
     assert_eq!(v.capacity(), usize::MAX);
@@ -320,11 +292,7 @@ fn a_large_allocation_goes_back_to_the_pool_when_deallocated() {
     chunk.alloc(2u64); // v is no longer the newest allocation
     assert!(pool.stats().in_use_bytes >= base + MIB);
     drop(v);
-    assert_eq!(
-        pool.stats().in_use_bytes,
-        base,
-        "the large block went back at once"
-    );
+    assert_eq!(pool.stats().in_use_bytes, base, "the large block went back at once");
     assert_eq!(chunk.stats().large_blocks, 0);
     check(&pool);
 }
@@ -339,9 +307,7 @@ fn a_large_allocation_grows_in_place_while_its_block_has_room() {
     // SAFETY: `p` is a live allocation of `old`; the grown one replaces it.
     unsafe {
         p.as_ptr().write_bytes(3, old.size());
-        let q = (&chunk)
-            .grow(p, old, Layout::from_size_align(MIB, 8).unwrap())
-            .unwrap();
+        let q = (&chunk).grow(p, old, Layout::from_size_align(MIB, 8).unwrap()).unwrap();
         assert_eq!(q.cast::<u8>(), p);
         let r = (&chunk).grow(
             p,
@@ -350,16 +316,8 @@ fn a_large_allocation_grows_in_place_while_its_block_has_room() {
         );
         let r = r.unwrap().cast::<u8>();
         assert_ne!(r, p, "past its block it moves");
-        assert!(
-            std::slice::from_raw_parts(r.as_ptr(), old.size())
-                .iter()
-                .all(|&b| b == 3)
-        );
+        assert!(std::slice::from_raw_parts(r.as_ptr(), old.size()).iter().all(|&b| b == 3));
     }
-    assert_eq!(
-        chunk.stats().large_blocks,
-        1,
-        "the old large block went back"
-    );
+    assert_eq!(chunk.stats().large_blocks, 1, "the old large block went back");
     check(&pool);
 }

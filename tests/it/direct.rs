@@ -60,24 +60,15 @@ fn alloc_layout_and_try_alloc_layout_respect_the_layout() {
         let layout = Layout::from_size_align(100, align).unwrap();
         let p = chunk.alloc_layout(layout);
         let q = chunk.try_alloc_layout(layout).unwrap();
-        assert_eq!(
-            (p.as_ptr() as usize % align, q.as_ptr() as usize % align),
-            (0, 0)
-        );
-        assert!(
-            q.as_ptr() as usize >= p.as_ptr() as usize + 100,
-            "they do not overlap"
-        );
+        assert_eq!((p.as_ptr() as usize % align, q.as_ptr() as usize % align), (0, 0));
+        assert!(q.as_ptr() as usize >= p.as_ptr() as usize + 100, "they do not overlap");
     }
 }
 
 #[test]
 fn try_alloc_returns_the_error_instead_of_panicking() {
-    let pool = perfloc::Pool::builder()
-        .first_top_chunk_size(64 << 10)
-        .limit(64 << 10)
-        .build()
-        .unwrap();
+    let pool =
+        perfloc::Pool::builder().first_top_chunk_size(64 << 10).limit(64 << 10).build().unwrap();
     let chunk = pool.chunk();
     assert_eq!(*chunk.try_alloc(5u8).unwrap(), 5);
     assert!(chunk.try_alloc([0u8; 128 << 10]).is_err());
@@ -87,11 +78,8 @@ fn try_alloc_returns_the_error_instead_of_panicking() {
 #[test]
 #[should_panic(expected = "perfloc: out of memory")]
 fn alloc_past_the_limit_panics_with_a_message() {
-    let pool = perfloc::Pool::builder()
-        .first_top_chunk_size(64 << 10)
-        .limit(64 << 10)
-        .build()
-        .unwrap();
+    let pool =
+        perfloc::Pool::builder().first_top_chunk_size(64 << 10).limit(64 << 10).build().unwrap();
     let chunk = pool.chunk();
     chunk.alloc([0u8; 128 << 10]);
 }

@@ -2,6 +2,7 @@
 
 mod allocator;
 mod direct;
+mod downsizing;
 mod limits;
 mod process_chunks;
 mod scopes;

@@ -8,10 +8,7 @@ fn a_chunk_starts_with_one_block_of_the_first_block_size() {
     let pool = small_pool();
     let chunk = pool.chunk();
     let stats = chunk.stats();
-    assert_eq!(
-        (stats.blocks, stats.capacity_bytes, stats.used_bytes),
-        (1, 4 * KIB, 0)
-    );
+    assert_eq!((stats.blocks, stats.capacity_bytes, stats.used_bytes), (1, 4 * KIB, 0));
     assert_eq!(pool.stats().in_use_bytes, 4 * KIB);
     assert_eq!(pool.stats().live_chunks, 1);
 }
@@ -44,11 +41,7 @@ fn one_huge_allocation_does_not_inflate_the_next_successor() {
     chunk.alloc_slice_copy(&[3u8; 100]); // needs a regular successor
     let after = chunk.stats();
     assert_eq!(after.blocks, 3);
-    assert_eq!(
-        after.capacity_bytes - before.capacity_bytes,
-        8 * KIB,
-        "the successor is 8 KiB"
-    );
+    assert_eq!(after.capacity_bytes - before.capacity_bytes, 8 * KIB, "the successor is 8 KiB");
 }
 
 #[test]
@@ -70,15 +63,10 @@ fn contents_of_every_allocation_stay_intact_until_drop() {
     for (id, bytes) in allocations.iter().enumerate() {
         assert!(intact(bytes, id), "allocation {id} was overwritten");
     }
-    let mut ranges: Vec<(usize, usize)> = allocations
-        .iter()
-        .map(|b| (b.as_ptr() as usize, b.len()))
-        .collect();
+    let mut ranges: Vec<(usize, usize)> =
+        allocations.iter().map(|b| (b.as_ptr() as usize, b.len())).collect();
     ranges.sort_unstable();
-    assert!(
-        ranges.windows(2).all(|w| w[0].0 + w[0].1 <= w[1].0),
-        "allocations overlap"
-    );
+    assert!(ranges.windows(2).all(|w| w[0].0 + w[0].1 <= w[1].0), "allocations overlap");
 }
 
 #[test]

@@ -19,11 +19,7 @@ fn a_child_lives_inside_its_parent_and_returns_its_blocks_on_drop() {
         assert_eq!(pool.stats().live_chunks, 2);
         assert!(pool.stats().in_use_bytes > parent_bytes);
     }
-    assert_eq!(
-        pool.stats().in_use_bytes,
-        parent_bytes,
-        "the child's blocks went back"
-    );
+    assert_eq!(pool.stats().in_use_bytes, parent_bytes, "the child's blocks went back");
     assert_eq!(pool.stats().live_chunks, 1);
     assert_eq!(kept.len(), 101);
     assert_eq!(kept[100], (0..10_000).sum::<u64>());
@@ -61,10 +57,7 @@ fn reset_keeps_only_the_largest_block_and_reuses_it() {
     assert!(before.blocks > 3);
     chunk.reset();
     let after = chunk.stats();
-    assert_eq!(
-        (after.blocks, after.large_blocks, after.used_bytes),
-        (1, 0, 0)
-    );
+    assert_eq!((after.blocks, after.large_blocks, after.used_bytes), (1, 0, 0));
     // The kept block is the largest regular one: the newest successor.
     assert!(after.capacity_bytes >= 64 * KIB, "{after}");
     assert_eq!(pool.stats().in_use_bytes, after.capacity_bytes);

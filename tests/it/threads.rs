@@ -77,10 +77,7 @@ impl Held<'_> {
     fn intact(&self) -> bool {
         // SAFETY: `ptr..ptr + len` is an allocation of `chunk`, alive while `chunk` is; the
         // chunk's blocks do not move when the `Chunk` value moves.
-        intact(
-            unsafe { std::slice::from_raw_parts(self.ptr, self.len) },
-            self.id,
-        )
+        intact(unsafe { std::slice::from_raw_parts(self.ptr, self.len) }, self.id)
     }
 }
 
@@ -106,12 +103,7 @@ fn chunks_may_drop_in_any_order_and_their_blocks_are_reused() {
         let bytes = chunk.alloc_slice_fill_with(next() % 50_000, |_| 0u8);
         fill(bytes, id);
         let (ptr, len) = (bytes.as_ptr(), bytes.len());
-        held.push(Held {
-            _chunk: chunk,
-            ptr,
-            len,
-            id,
-        });
+        held.push(Held { _chunk: chunk, ptr, len, id });
     }
     assert!(held.iter().all(Held::intact));
     drop(held);
@@ -131,11 +123,7 @@ fn the_global_pool_serves_every_thread() {
                     let chunk = perfloc::chunk();
                     let mut v: Vec<u64, _> = Vec::new_in(&chunk);
                     v.extend(0..i);
-                    assert_eq!(
-                        v.iter().sum::<u64>(),
-                        i * i.saturating_sub(1) / 2,
-                        "thread {t}"
-                    );
+                    assert_eq!(v.iter().sum::<u64>(), i * i.saturating_sub(1) / 2, "thread {t}");
                 }
             });
         }

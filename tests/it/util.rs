@@ -33,6 +33,5 @@ pub fn intact(bytes: &[u8], id: usize) -> bool {
 
 /// Asserts the pool's bookkeeping is consistent.
 pub fn check(pool: &Pool) {
-    pool.check()
-        .unwrap_or_else(|e| panic!("pool invariant broken: {e}"));
+    pool.check().unwrap_or_else(|e| panic!("pool invariant broken: {e}"));
 }

@@ -1,0 +1,205 @@
+//! Downsizing: memory above `retain` goes back to the OS after `decay`, or at once with
+//! `trim`; steady traffic does not thrash. (Resident-set measurements are in
+//! `tests/resident.rs`, a binary of their own so other tests do not disturb them.)
+
+use crate::util::{KIB, MIB, check};
+use perfloc::{Chunk, Pool};
+use std::time::{Duration, Instant};
+
+fn pool(retain: usize, decay: Duration) -> Pool {
+    Pool::builder()
+        .first_top_chunk_size(256 * KIB)
+        .first_block_size(4 * KIB)
+        .retain(retain)
+        .decay(decay)
+        .build()
+        .unwrap()
+}
+
+/// Holds `total` bytes across chunks of `per_chunk` bytes each, written so they are resident.
+fn spike(pool: &Pool, total: usize, per_chunk: usize) -> Vec<Chunk<'_>> {
+    (0..total / per_chunk)
+        .map(|i| {
+            let chunk = pool.chunk();
+            chunk.alloc_slice_fill_with(per_chunk - 64, |j| (i + j) as u8);
+            chunk
+        })
+        .collect()
+}
+
+/// One small request: a chunk with a few KiB in it.
+fn small_request(pool: &Pool, n: usize) {
+    let chunk = pool.chunk();
+    let v = chunk.alloc_slice_fill_with(2000 + n % 2000, |i| i as u32);
+    assert_eq!(v[1], 1);
+}
+
+#[test]
+fn trim_gives_back_everything_above_retain_at_once() {
+    let pool = pool(MIB, Duration::MAX);
+    drop(spike(&pool, 64 * MIB, MIB));
+    let before = pool.stats();
+    assert!(before.mapped_bytes >= 64 * MIB);
+    assert_eq!(before.munmap_calls, 0, "decay MAX: nothing goes back by itself");
+    let released = pool.trim();
+    let after = pool.stats();
+    assert!(released >= 62 * MIB, "{released}");
+    assert_eq!(after.released_bytes, released as u64);
+    assert!(after.mapped_bytes - after.purged_bytes <= MIB + 256 * KIB, "{after}");
+    assert!(after.munmap_calls > 0);
+    assert_eq!(after.peak_mapped_bytes, before.mapped_bytes);
+    assert_eq!(pool.trim(), 0, "nothing left to give back");
+    check(&pool);
+    // The pool keeps working, reusing what is left before mapping again.
+    drop(spike(&pool, 8 * MIB, MIB));
+    check(&pool);
+}
+
+#[test]
+fn unused_top_chunks_go_largest_first_and_what_covers_retain_stays() {
+    let pool = pool(MIB, Duration::MAX);
+    drop(spike(&pool, 32 * MIB, 256 * KIB));
+    let sizes = pool.top_chunk_sizes();
+    assert!(sizes.len() >= 6, "{sizes:?}");
+    pool.trim();
+    // 16, 8, 4, 2 MiB go; then 1 MiB stays (without it less than retain would be ready),
+    // and 512 and 256 KiB go as the 1 MiB one covers retain on its own.
+    assert_eq!(pool.top_chunk_sizes(), [MIB]);
+    assert_eq!(pool.stats().munmap_calls as usize, sizes.len() - 1);
+    // Mapping restarts from twice the largest top chunk left.
+    let hold = spike(&pool, 4 * MIB, 256 * KIB);
+    assert_eq!(pool.top_chunk_sizes()[1], 2 * MIB);
+    drop(hold);
+    check(&pool);
+}
+
+#[test]
+fn free_blocks_in_a_top_chunk_still_in_use_are_purged() {
+    let pool = pool(0, Duration::MAX);
+    let mut chunks = spike(&pool, 16 * MIB, 256 * KIB);
+    let keeper = chunks.pop().expect("the newest chunk lives in the largest top chunk");
+    drop(chunks);
+    let mapped = pool.stats().mapped_bytes;
+    let released = pool.trim();
+    let stats = pool.stats();
+    assert!(stats.purged_bytes > 0 && stats.madvise_calls > 0, "{stats}");
+    assert!(released >= stats.purged_bytes);
+    assert!(stats.mapped_bytes < mapped, "unused top chunks went");
+    let held = stats.top_chunk_stats.iter().find(|t| t.in_use_bytes > 0).expect("one in use");
+    assert_eq!(held.purged_bytes, held.free_bytes - held.free_bytes % 4096, "{stats}");
+    check(&pool);
+    // Purged memory is reused without a system call, and reads back what is written.
+    let mmaps = pool.stats().mmap_calls;
+    let again = spike(&pool, held.free_bytes / 2, 64 * KIB);
+    assert_eq!(pool.stats().mmap_calls, mmaps);
+    assert!(pool.stats().purged_bytes < stats.purged_bytes);
+    check(&pool);
+    drop((keeper, again));
+}
+
+#[test]
+fn zero_decay_gives_memory_back_as_soon_as_it_is_free() {
+    let pool = pool(0, Duration::ZERO);
+    let chunks = spike(&pool, 16 * MIB, MIB);
+    assert!(pool.stats().mapped_bytes >= 16 * MIB);
+    drop(chunks);
+    let stats = pool.stats();
+    assert_eq!(stats.mapped_bytes - stats.purged_bytes, 0, "{stats}");
+    assert!(stats.released_bytes >= 16 * MIB as u64);
+    check(&pool);
+}
+
+#[test]
+fn memory_above_retain_goes_back_after_decay_under_steady_traffic() {
+    let decay = Duration::from_millis(200);
+    let pool = pool(2 * MIB, decay);
+    drop(spike(&pool, 64 * MIB, MIB));
+    let start = Instant::now();
+    let mut n = 0;
+    // Within decay the spike's memory stays: it may be needed again.
+    while start.elapsed() < decay / 2 {
+        small_request(&pool, n);
+        n += 1;
+    }
+    assert!(pool.stats().mapped_bytes >= 64 * MIB, "{}", pool.stats());
+    while start.elapsed() < decay + decay / 2 {
+        small_request(&pool, n);
+        n += 1;
+    }
+    let stats = pool.stats();
+    // Demand is a few KiB: what stays ready is retain plus at most a quarter of slack.
+    assert!(stats.mapped_bytes - stats.purged_bytes <= 2 * MIB + MIB, "{stats}");
+    assert!(stats.munmap_calls > 0);
+    check(&pool);
+}
+
+#[test]
+fn steady_traffic_after_a_spike_does_not_map_and_unmap_in_a_loop() {
+    let decay = Duration::from_millis(50);
+    let pool = pool(MIB, decay);
+    drop(spike(&pool, 64 * MIB, MIB));
+    // Recovery: steady traffic until the spike's memory is gone.
+    let start = Instant::now();
+    let mut n = 0;
+    while start.elapsed() < 3 * decay {
+        small_request(&pool, n);
+        n += 1;
+    }
+    assert!(pool.stats().mapped_bytes < 8 * MIB, "{}", pool.stats());
+    // Warm-up of the steady traffic below, longer than `decay`.
+    let mut ring = std::collections::VecDeque::new();
+    for n in 0..1000 {
+        let chunk = pool.chunk();
+        chunk.alloc_layout(
+            std::alloc::Layout::from_size_align(1000 + (n * 7919) % 600_000, 8).unwrap(),
+        );
+        ring.push_back(chunk);
+        if ring.len() > 16 {
+            ring.pop_front();
+        }
+    }
+    drop(ring);
+    let before = pool.stats();
+    // Steady traffic whose working set (16 live requests of up to 600 KiB, ~5 MiB) is
+    // larger than `retain`: each cycle the oldest request ends and a new one starts.
+    let mut ring = std::collections::VecDeque::new();
+    for n in 0..100_000 {
+        let chunk = pool.chunk();
+        let layout = std::alloc::Layout::from_size_align(1000 + (n * 7919) % 600_000, 8).unwrap();
+        let ptr = chunk.alloc_layout(layout);
+        // SAFETY: a fresh allocation of `layout.size()` bytes.
+        unsafe {
+            ptr.as_ptr().write(1);
+            ptr.as_ptr().add(layout.size() - 1).write(2);
+        }
+        ring.push_back(chunk);
+        if ring.len() > 16 {
+            ring.pop_front();
+        }
+    }
+    drop(ring);
+    let after = pool.stats();
+    let calls = |s: &perfloc::PoolStats| s.mmap_calls + s.munmap_calls;
+    assert!(calls(&after) - calls(&before) <= 4, "{before}\n{after}");
+    assert!(after.madvise_calls - before.madvise_calls <= 4, "{before}\n{after}");
+    check(&pool);
+}
+
+#[test]
+fn reports_show_a_line_per_top_chunk() {
+    let pool = pool(0, Duration::MAX);
+    let hold = spike(&pool, 2 * MIB, 256 * KIB);
+    let report = pool.stats().to_string();
+    assert!(
+        report.contains("top chunk        size      in use        free      purged"),
+        "{report}"
+    );
+    assert!(report.contains("#0   256.0 KiB"), "{report}");
+    assert_eq!(
+        report.lines().filter(|l| l.trim_start().starts_with('#')).count(),
+        pool.top_chunk_sizes().len()
+    );
+    drop(hold);
+    pool.trim();
+    assert!(pool.stats().to_string().contains("given back to the OS"));
+}
