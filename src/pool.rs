@@ -11,11 +11,10 @@
 //! - **Giving a block back** ([`Pool::release`]) returns it to its top chunk's buddy
 //!   bookkeeping, where it merges with free neighbours. No system call is made: in steady
 //!   state, chunks come and go without any `mmap` or `munmap`.
-//!
 //! - **Downsizing** ([`downsizing`]): after a block comes back (and after a top chunk is
-//!   mapped), free memory above what recent traffic needs plus `retain` is returned to the
-//!   OS once it has stayed for `decay`: unused top chunks are unmapped, free blocks in the
-//!   others purged. [`Pool::trim`] does it at once.
+//!   mapped), free memory above `retain` that has stayed free for `decay` is returned to
+//!   the OS: idle top chunks are unmapped, long-free blocks in the others purged.
+//!   [`Pool::trim`] does it at once.
 //!
 //! All of this sits behind one mutex, on the slow path of process chunks (taking their
 //! first block or a successor, and dropping); allocation inside a chunk never touches it.
@@ -33,7 +32,6 @@ use crate::config::{Config, PoolBuilder};
 use crate::stats::{PoolStats, TopChunkStats};
 use crate::top_chunk::TopChunk;
 use crate::{Chunk, ConfigError};
-use downsizing::Demand;
 
 /// A block lent by the pool to a process chunk: `size` bytes (a power of two) at `ptr`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,8 +93,8 @@ struct PoolState {
     mmap_calls: u64,
     munmap_calls: u64,
     madvise_calls: u64,
-    /// Recent peaks of `in_use_bytes`, for the downsizing policy.
-    demand: Demand,
+    /// The downsizing policy's next attempt is not before this.
+    next_shrink: Option<Instant>,
 }
 
 impl Default for Pool {
@@ -137,7 +135,7 @@ impl Pool {
                 mmap_calls: 0,
                 munmap_calls: 0,
                 madvise_calls: 0,
-                demand: Demand::new(config.decay),
+                next_shrink: None,
             }),
             config,
             live_chunks: AtomicUsize::new(0),
@@ -192,30 +190,6 @@ impl Pool {
                 })
                 .collect(),
         }
-    }
-
-    /// Returns to the OS, at once, all free memory above [`retain`](PoolBuilder::retain):
-    /// unused top chunks are unmapped (smallest kept first) and free blocks in the others
-    /// purged with `madvise`. Returns the bytes given back.
-    ///
-    /// ```
-    /// let pool = perfloc::Pool::builder().retain(0).build()?;
-    /// drop((0..64).map(|_| {
-    ///     let chunk = pool.chunk();
-    ///     chunk.alloc_slice_copy(&[7u8; 100_000]);
-    ///     chunk
-    /// }).collect::<Vec<_>>());
-    /// assert!(pool.stats().free_bytes > 6 << 20);
-    /// let released = pool.trim();
-    /// assert!(released > 6 << 20);
-    /// let stats = pool.stats();
-    /// assert_eq!(stats.mapped_bytes - stats.purged_bytes, 0, "nothing resident is kept");
-    /// # Ok::<(), perfloc::ConfigError>(())
-    /// ```
-    pub fn trim(&self) -> usize {
-        let mut state = self.lock();
-        let keep = state.in_use_bytes.saturating_add(self.config.retain);
-        self.shrink_to(&mut state, keep, None)
     }
 
     /// Sizes of the top chunks in bytes, oldest first.
@@ -309,9 +283,8 @@ impl Pool {
         let ptr = top.alloc(size).expect("the top chunk has a free block of this size");
         state.purged_bytes -= purged_before - top.purged_bytes();
         state.in_use_bytes += size;
-        state.demand.record(state.in_use_bytes);
         if mapped {
-            self.downsize(state);
+            self.downsize(state, Instant::now());
         }
         Ok(Block { ptr, size })
     }
@@ -324,92 +297,10 @@ impl Pool {
             .iter_mut()
             .find(|top| top.contains(block.ptr))
             .expect("perfloc bug: a released block belongs to none of the pool's top chunks");
-        top.free(block.ptr, block.size, Instant::now());
-        state.in_use_bytes -= block.size;
-        self.downsize(&mut state);
-    }
-
-    /// The downsizing policy, run on the slow paths: once free memory exceeds recent demand
-    /// plus `retain` by a quarter (hysteresis, so steady traffic does not purge in a loop),
-    /// give back what exceeds demand plus `retain`.
-    fn downsize(&self, state: &mut PoolState) {
-        let ready = state.mapped_bytes - state.purged_bytes;
-        // Cheap test first: no clock read while free memory is within `retain`.
-        if ready <= state.in_use_bytes.saturating_add(self.config.retain)
-            || state.demand.never_decays()
-        {
-            return;
-        }
         let now = Instant::now();
-        let demand = state.demand.peak(now, state.in_use_bytes);
-        let keep = demand.saturating_add(self.config.retain);
-        if ready > keep.saturating_add(keep / 4) {
-            let idle_since = now.checked_sub(self.config.decay);
-            self.shrink_to(state, keep, idle_since);
-        }
-    }
-
-    /// Gives back to the OS what exceeds `keep` bytes of mapped, resident memory.
-    ///
-    /// 1. Unused top chunks idle since at least `idle_since` (any unused one when `None`)
-    ///    are unmapped, largest first; one is kept when unmapping it would leave less than
-    ///    `keep` ready. Top chunks that steady traffic uses are never idle for long, so they
-    ///    stay; the spike's large ones go first and give back the most per system call.
-    /// 2. Free blocks of the remaining top chunks that have stayed free since `idle_since`
-    ///    (any when `None`) are purged, largest first, while more than `keep` is ready.
-    ///    Blocks that steady traffic frees and takes again are never purged, so they cost
-    ///    neither `madvise` calls nor page faults.
-    ///
-    /// Returns the bytes given back.
-    fn shrink_to(&self, state: &mut PoolState, keep: usize, idle_since: Option<Instant>) -> usize {
-        let mut released = 0;
-        let mut ready = state.mapped_bytes - state.purged_bytes;
-        let mut idle: Vec<usize> = (0..state.top_chunks.len())
-            .filter(|&i| {
-                state.top_chunks[i]
-                    .idle_since()
-                    .is_some_and(|t| idle_since.is_none_or(|limit| t <= limit))
-            })
-            .collect();
-        idle.sort_by_key(|&i| core::cmp::Reverse(state.top_chunks[i].size()));
-        let mut doomed = Vec::new();
-        for i in idle {
-            let top_ready = state.top_chunks[i].size() - state.top_chunks[i].purged_bytes();
-            if ready - top_ready >= keep {
-                ready -= top_ready;
-                doomed.push(i);
-            }
-        }
-        doomed.sort_unstable_by(|a, b| b.cmp(a));
-        for &i in &doomed {
-            let top = state.top_chunks.remove(i);
-            state.mapped_bytes -= top.size();
-            state.purged_bytes -= top.purged_bytes();
-            released += top.size() - top.purged_bytes();
-            state.munmap_calls += 1;
-            drop(top); // unmaps
-        }
-        if !doomed.is_empty() {
-            // The doubling restarts from the largest top chunk left.
-            let largest = state.top_chunks.iter().map(TopChunk::size).max().unwrap_or(0);
-            let restart = largest.saturating_mul(2).max(self.config.first_top_chunk_size);
-            state.next_top_size = state.next_top_size.min(restart);
-        }
-        let mut excess = (state.mapped_bytes - state.purged_bytes).saturating_sub(keep);
-        let mut order: Vec<usize> = (0..state.top_chunks.len()).collect();
-        order.sort_by_key(|&i| core::cmp::Reverse(state.top_chunks[i].size()));
-        for i in order {
-            if excess == 0 {
-                break;
-            }
-            let (gained, calls) = state.top_chunks[i].purge(excess, idle_since);
-            state.madvise_calls += calls;
-            state.purged_bytes += gained;
-            released += gained;
-            excess = excess.saturating_sub(gained);
-        }
-        state.released_bytes += released as u64;
-        released
+        top.free(block.ptr, block.size, now);
+        state.in_use_bytes -= block.size;
+        self.downsize(&mut state, now);
     }
 
     /// Maps a new top chunk that can hold a block of `block_size` bytes, appends it and

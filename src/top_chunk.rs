@@ -100,9 +100,10 @@ impl TopChunk {
     }
 
     /// Purges free blocks freed at or before `cutoff` (any when `None`), largest first,
-    /// until at least `budget` more bytes are purged or none is left to purge. Only the
-    /// whole pages inside each free block are purged. Returns the bytes newly purged and
-    /// the `madvise` calls made; stops at the first failed call.
+    /// until `budget` more bytes are purged (rounded up to pages) or none is left to purge.
+    /// Only whole pages inside free blocks are purged, from the top of each block down
+    /// (blocks are taken lowest address first, so the top stays free longest). Returns the
+    /// bytes newly purged and the `madvise` calls made; stops at the first failed call.
     pub(crate) fn purge(&mut self, budget: usize, cutoff: Option<Instant>) -> (usize, u64) {
         let page = os::page_size();
         let mut blocks: Vec<(usize, usize)> = self
@@ -114,28 +115,30 @@ impl TopChunk {
         blocks.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let (mut gained, mut calls) = (0, 0);
         for (offset, size) in blocks {
-            if gained >= budget {
-                break;
-            }
             let start = offset.next_multiple_of(page);
             let end = (offset + size) / page * page;
-            if start >= end {
-                continue;
+            // Lower the start of the range until it holds enough unpurged bytes.
+            let unpurged = |lo: usize| (end - lo) - self.purged.within(lo, end);
+            let mut lo = end;
+            while lo > start && gained + unpurged(lo) < budget {
+                let short = budget - gained - unpurged(lo);
+                lo = lo.saturating_sub(short.next_multiple_of(page)).max(start);
             }
-            let already = self.purged.within(start, end);
-            if already == end - start {
+            let new = unpurged(lo);
+            if new == 0 {
                 continue;
             }
             calls += 1;
-            // SAFETY: `start..end` is page-aligned, inside this top chunk's live mapping
-            // (field invariant on `base`), and inside a free block whose contents nobody
-            // relies on.
-            let purged = unsafe { os::purge(self.base.add(start), end - start) };
-            if purged.is_err() {
+            // SAFETY: `lo..end` is page-aligned, inside this top chunk's live mapping (field
+            // invariant on `base`), and inside a free block whose contents nobody relies on.
+            if unsafe { os::purge(self.base.add(lo), end - lo) }.is_err() {
                 break;
             }
-            self.purged.insert(start, end);
-            gained += end - start - already;
+            self.purged.insert(lo, end);
+            gained += new;
+            if gained >= budget {
+                break;
+            }
         }
         (gained, calls)
     }

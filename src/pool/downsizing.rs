@@ -1,141 +1,153 @@
 //! Downsizing: when the pool gives memory back to the OS, and how much.
 //!
 //! After a spike the pool holds top chunks the program no longer needs. Free memory above
-//! [`retain`](crate::PoolBuilder::retain) may stay for at most
-//! [`decay`](crate::PoolBuilder::decay); then it goes back, in the spirit of jemalloc's
-//! decay and mimalloc's purge delay, with no background thread: the policy runs on the
-//! pool's slow paths (a block coming back, a top chunk being mapped) and in
-//! [`Pool::trim`](crate::Pool::trim).
+//! [`retain`](crate::PoolBuilder::retain) that has **stayed free** for
+//! [`decay`](crate::PoolBuilder::decay) goes back, in the spirit of jemalloc's decay and
+//! mimalloc's purge delay, with no background thread: the policy runs on the pool's slow
+//! paths (a block coming back, which is how a chunk drops; a top chunk being mapped), at
+//! most once per `decay / 4`, and at once in [`Pool::trim`].
 //!
-//! # How much to keep
-//!
-//! The pool remembers the **demand**: the peak of its in-use bytes over the last `decay`,
-//! kept in four buckets of `decay / 4` each. It keeps ready (mapped and resident) the
-//! demand plus `retain`, and returns the rest. Steady traffic thus keeps what it needs
-//! whatever its size, so it never maps and unmaps in a loop; a spike is forgotten one
-//! `decay` (plus at most a bucket) after it ends, and its memory goes back.
+//! Every free block carries the time it was freed. Memory that traffic frees and takes
+//! again within `decay` is therefore never given back, whatever the size of the working
+//! set, so steady traffic neither maps and unmaps nor purges and faults in a loop; memory
+//! left free since a spike is given back one `decay` after the spike ends (plus at most
+//! `decay / 4`).
 //!
 //! # What goes back, and how
 //!
-//! 1. **Whole top chunks** that have had no block in use for a whole `decay` are unmapped
-//!    (`munmap`), largest first; one is kept when unmapping it would leave less than the
-//!    target ready. Top chunks that steady traffic uses never stay idle that long, so what
-//!    remains serves the steady state; the large top chunks mapped for the spike go first,
-//!    and each gives back the most memory per system call. A kept large top chunk serves
-//!    both small and large blocks. The doubling then restarts from the largest top chunk
+//! 1. **Whole top chunks** that have had no block in use for `decay` are unmapped
+//!    (`munmap`), except those needed to keep `retain` (plus what is in use) ready: the
+//!    smallest one that covers it (best fit), else the one with the most ready memory, and
+//!    again. Top chunks that traffic uses are never idle that long, so what remains serves
+//!    the steady state; the large top chunks mapped for the spike go, each giving back the
+//!    most memory per system call. The doubling then restarts from the largest top chunk
 //!    left.
-//! 2. **Free blocks inside top chunks still in use** are purged with
-//!    `madvise(MADV_DONTNEED)`, largest first: the mapping stays, but the resident set
-//!    falls at once (`MADV_FREE` would not lower it as `/proc/self/statm` reports it). A
-//!    purged block reused later costs page faults, not system calls.
+//! 2. **Free blocks inside the top chunks that stay** (whether or not a block is in use in
+//!    them) are purged with `madvise(MADV_DONTNEED)` when they have stayed free for
+//!    `decay`, largest first, from the top of each block down, until only `retain` (plus
+//!    what is in use) is resident: the mapping stays, but the resident set falls at once
+//!    (`MADV_FREE` would not lower it as `/proc/self/statm` reports it). A purged block
+//!    reused later costs page faults, not system calls.
 //!
-//! `decay(Duration::ZERO)` returns free memory above `retain` at once;
+//! `decay(Duration::ZERO)` returns free memory above `retain` as soon as it is free;
 //! `decay(Duration::MAX)` never returns it by itself (only [`Pool::trim`] does).
 
 use std::time::{Duration, Instant};
 
-/// Number of buckets the decay window is split into.
-const BUCKETS: usize = 4;
+use super::{Pool, PoolState};
+use crate::top_chunk::TopChunk;
 
-/// The memory of recent demand: peaks of in-use bytes over the last `decay`.
-#[derive(Debug)]
-pub(crate) struct Demand {
-    decay: Duration,
-    /// Peak in-use bytes per bucket, oldest first; the last is the current bucket.
-    peaks: [usize; BUCKETS],
-    /// Peak in-use bytes since the buckets last moved; merged into the newest bucket when
-    /// they move, so a peak is never attributed to a bucket older than its own.
-    recent: usize,
-    /// When the current bucket started; `None` until the policy first runs.
-    bucket_start: Option<Instant>,
-}
-
-impl Demand {
-    pub(crate) const fn new(decay: Duration) -> Self {
-        Demand { decay, peaks: [0; BUCKETS], recent: 0, bucket_start: None }
+impl Pool {
+    /// Returns to the OS, at once, all free memory above [`retain`](PoolBuilder::retain):
+    /// unused top chunks are unmapped (smallest kept first) and free blocks in the others
+    /// purged with `madvise`. Returns the bytes given back.
+    ///
+    /// ```
+    /// let pool = perfloc::Pool::builder().retain(0).build()?;
+    /// drop((0..64).map(|_| {
+    ///     let chunk = pool.chunk();
+    ///     chunk.alloc_slice_copy(&[7u8; 100_000]);
+    ///     chunk
+    /// }).collect::<Vec<_>>());
+    /// assert!(pool.stats().free_bytes > 6 << 20);
+    /// let released = pool.trim();
+    /// assert!(released > 6 << 20);
+    /// let stats = pool.stats();
+    /// assert_eq!(stats.mapped_bytes - stats.purged_bytes, 0, "nothing resident is kept");
+    /// # Ok::<(), perfloc::ConfigError>(())
+    /// ```
+    pub fn trim(&self) -> usize {
+        let mut state = self.lock();
+        let keep = state.in_use_bytes.saturating_add(self.config.retain);
+        self.shrink_to(&mut state, keep, None)
     }
 
-    /// True when the policy never returns memory by itself.
-    pub(crate) fn never_decays(&self) -> bool {
-        self.decay == Duration::MAX
-    }
-
-    /// Records the in-use bytes after a block was taken.
-    #[inline]
-    pub(crate) fn record(&mut self, in_use: usize) {
-        self.recent = self.recent.max(in_use);
-    }
-
-    /// Moves the buckets to `now` and returns the peak in-use bytes over the last `decay`
-    /// (at least `in_use`).
-    pub(crate) fn peak(&mut self, now: Instant, in_use: usize) -> usize {
-        let bucket_len = self.decay / BUCKETS as u32;
-        if bucket_len.is_zero() {
-            self.recent = in_use;
-            return in_use;
+    /// The downsizing policy, run on the slow paths at `now`: gives back free memory that
+    /// has stayed free for `decay`, beyond `retain` plus what is in use. At most one attempt
+    /// per `decay / 4`, so a pool that cannot shrink yet does not retry on every release.
+    pub(super) fn downsize(&self, state: &mut PoolState, now: Instant) {
+        let keep = state.in_use_bytes.saturating_add(self.config.retain);
+        // Cheap tests first: nothing to do while mapped memory is within `retain`.
+        if state.mapped_bytes <= keep
+            || self.config.decay == Duration::MAX
+            || state.next_shrink.is_some_and(|next| now < next)
+        {
+            return;
         }
-        let start = *self.bucket_start.get_or_insert(now);
-        let elapsed = now.saturating_duration_since(start);
-        let moved = (elapsed.as_nanos() / bucket_len.as_nanos()).min(BUCKETS as u128) as usize;
-        if moved > 0 {
-            self.peaks.rotate_left(moved);
-            self.peaks[BUCKETS - moved..].fill(0);
-            // Whole buckets passed; the new current one starts on a bucket boundary (or
-            // now, after a long idle spell).
-            self.bucket_start =
-                Some(if moved == BUCKETS { now } else { start + bucket_len * moved as u32 });
+        self.shrink_to(state, keep, now.checked_sub(self.config.decay));
+        state.next_shrink = now.checked_add(self.config.decay / 4);
+    }
+
+    /// Gives back to the OS what exceeds `keep` bytes of mapped, resident memory.
+    ///
+    /// 1. Unused top chunks idle since at least `idle_since` (any unused one when `None`)
+    ///    are unmapped, but for those needed to keep `keep` ready: the smallest one that
+    ///    covers what the busy top chunks do not (best fit), else the one with the most
+    ///    ready, and again.
+    ///    Top chunks that steady traffic uses are never idle for long, so they stay; the
+    ///    spike's large ones go, each giving back the most per system call.
+    /// 2. Free blocks of the remaining top chunks that have stayed free since `idle_since`
+    ///    (any when `None`) are purged, largest first, while more than `keep` is ready.
+    ///    Blocks that steady traffic frees and takes again are never purged, so they cost
+    ///    neither `madvise` calls nor page faults.
+    ///
+    /// Returns the bytes given back.
+    pub(super) fn shrink_to(
+        &self,
+        state: &mut PoolState,
+        keep: usize,
+        idle_since: Option<Instant>,
+    ) -> usize {
+        let mut released = 0;
+        let ready_of = |top: &TopChunk| top.size() - top.purged_bytes();
+        let mut idle: Vec<usize> = (0..state.top_chunks.len())
+            .filter(|&i| {
+                state.top_chunks[i]
+                    .idle_since()
+                    .is_some_and(|t| idle_since.is_none_or(|limit| t <= limit))
+            })
+            .collect();
+        idle.sort_by_key(|&i| state.top_chunks[i].size());
+        let idle_ready: usize = idle.iter().map(|&i| ready_of(&state.top_chunks[i])).sum();
+        let busy_ready = state.mapped_bytes - state.purged_bytes - idle_ready;
+        let mut needed = keep.saturating_sub(busy_ready);
+        while needed > 0 && !idle.is_empty() {
+            let fit = idle.iter().position(|&i| ready_of(&state.top_chunks[i]) >= needed);
+            let most = (0..idle.len()).max_by_key(|&k| ready_of(&state.top_chunks[idle[k]]));
+            let Some(k) = fit.or(most) else { break };
+            let kept = idle.remove(k);
+            needed = needed.saturating_sub(ready_of(&state.top_chunks[kept]));
         }
-        let newest = &mut self.peaks[BUCKETS - 1];
-        *newest = (*newest).max(self.recent).max(in_use);
-        self.recent = in_use;
-        self.peaks.iter().copied().max().unwrap_or(in_use)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MS: Duration = Duration::from_millis(1);
-
-    #[test]
-    fn a_peak_is_remembered_for_one_decay_then_forgotten() {
-        let t0 = Instant::now();
-        let mut d = Demand::new(400 * MS);
-        d.record(1000);
-        assert_eq!(d.peak(t0, 10), 1000);
-        assert_eq!(d.peak(t0 + 150 * MS, 10), 1000);
-        assert_eq!(d.peak(t0 + 399 * MS, 10), 1000);
-        // The bucket holding the peak leaves the window after 4 buckets.
-        assert_eq!(d.peak(t0 + 401 * MS, 10), 10);
-    }
-
-    #[test]
-    fn steady_demand_stays_remembered() {
-        let t0 = Instant::now();
-        let mut d = Demand::new(400 * MS);
-        for step in 0..100u32 {
-            d.record(500);
-            assert_eq!(d.peak(t0 + step * 30 * MS, 0), 500, "step {step}");
+        let mut doomed = idle;
+        doomed.sort_unstable_by(|a, b| b.cmp(a));
+        for &i in &doomed {
+            let top = state.top_chunks.remove(i);
+            state.mapped_bytes -= top.size();
+            state.purged_bytes -= top.purged_bytes();
+            released += top.size() - top.purged_bytes();
+            state.munmap_calls += 1;
+            drop(top); // unmaps
         }
-    }
-
-    #[test]
-    fn a_peak_seen_before_a_long_pause_counts_as_recent() {
-        let t0 = Instant::now();
-        let mut d = Demand::new(400 * MS);
-        assert_eq!(d.peak(t0, 0), 0);
-        d.record(700); // taken at some time before the next check
-        assert_eq!(d.peak(t0 + 10_000 * MS, 0), 700, "not dropped with the old buckets");
-        assert_eq!(d.peak(t0 + 10_401 * MS, 0), 0);
-    }
-
-    #[test]
-    fn zero_decay_keeps_only_the_present() {
-        let mut d = Demand::new(Duration::ZERO);
-        d.record(900);
-        assert_eq!(d.peak(Instant::now(), 5), 5);
-        assert!(!d.never_decays());
-        assert!(Demand::new(Duration::MAX).never_decays());
+        if !doomed.is_empty() {
+            // The doubling restarts from the largest top chunk left.
+            let largest = state.top_chunks.iter().map(TopChunk::size).max().unwrap_or(0);
+            let restart = largest.saturating_mul(2).max(self.config.first_top_chunk_size);
+            state.next_top_size = state.next_top_size.min(restart);
+        }
+        let mut excess = (state.mapped_bytes - state.purged_bytes).saturating_sub(keep);
+        let mut order: Vec<usize> = (0..state.top_chunks.len()).collect();
+        order.sort_by_key(|&i| core::cmp::Reverse(state.top_chunks[i].size()));
+        for i in order {
+            if excess == 0 {
+                break;
+            }
+            let (gained, calls) = state.top_chunks[i].purge(excess, idle_since);
+            state.madvise_calls += calls;
+            state.purged_bytes += gained;
+            released += gained;
+            excess = excess.saturating_sub(gained);
+        }
+        state.released_bytes += released as u64;
+        released
     }
 }
