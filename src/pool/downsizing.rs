@@ -38,6 +38,39 @@ use super::{Pool, PoolState};
 use crate::top_chunk::TopChunk;
 
 impl Pool {
+    /// Starts a background thread that runs the downsizing policy every `decay / 4` (at
+    /// least every 10 ms), so that an idle program, which takes and gives back no blocks,
+    /// returns memory too. Opt-in: by default the policy runs only on the pool's slow
+    /// paths. The thread holds the pool's lock only while it shrinks, and runs until the
+    /// program exits.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let pool: &'static perfloc::Pool = Box::leak(Box::new(
+    ///     perfloc::Pool::builder().retain(0).decay(Duration::from_millis(50)).build()?,
+    /// ));
+    /// pool.spawn_trimmer().expect("a thread");
+    /// let chunk = pool.chunk();
+    /// chunk.alloc_slice_copy(&vec![1u8; 8 << 20]);
+    /// drop(chunk); // and then nothing more happens in this pool
+    /// let start = std::time::Instant::now();
+    /// while pool.stats().mapped_bytes > 0 && start.elapsed() < Duration::from_secs(5) {
+    ///     std::thread::sleep(Duration::from_millis(10));
+    /// }
+    /// assert_eq!(pool.stats().mapped_bytes, 0, "given back while idle");
+    /// # Ok::<(), perfloc::ConfigError>(())
+    /// ```
+    pub fn spawn_trimmer(&'static self) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let period = (self.config.decay / 4).max(Duration::from_millis(10));
+        std::thread::Builder::new().name("perfloc-trimmer".into()).spawn(move || {
+            loop {
+                std::thread::sleep(period);
+                self.downsize(&mut self.lock(), Instant::now());
+            }
+        })
+    }
+
     /// Returns to the OS, at once, all free memory above [`retain`](PoolBuilder::retain):
     /// unused top chunks are unmapped (smallest kept first) and free blocks in the others
     /// purged with `madvise`. Returns the bytes given back.
