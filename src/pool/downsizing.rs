@@ -71,7 +71,7 @@ impl Pool {
         })
     }
 
-    /// Returns to the OS, at once, all free memory above [`retain`](PoolBuilder::retain):
+    /// Returns to the OS, at once, all free memory above [`retain`](crate::PoolBuilder::retain):
     /// unused top chunks are unmapped (smallest kept first) and free blocks in the others
     /// purged with `madvise`. Returns the bytes given back.
     ///
