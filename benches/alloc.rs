@@ -1,16 +1,27 @@
-//! Allocation fast path: 10,007 `u64`s into a warmed arena, reset between iterations
-//! (bumpalo's method), for perfloc and bumpalo in the same run.
+//! Allocation micro-benchmarks, perfloc against bumpalo and bump-scope (and the global
+//! allocator where it applies), all in the same run:
+//!
+//! - `alloc_u64`: 10,007 `u64`s into a warmed arena, reset between iterations (bumpalo's
+//!   method);
+//! - `vec_push`: 100,000 pushes into an `allocator_api2::vec::Vec` in the arena;
+//! - `vec_reserve_exact_1`: 10,007 × (`reserve_exact(1)`, push): in-place growth shows;
+//! - `hashmap_insert`: 100,000 `(u64, u64)` inserts into a hashbrown `HashMap`.
+//!
+//! `cargo bench --bench alloc`
 
 use std::hint::black_box;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use allocator_api2::alloc::Allocator;
+use allocator_api2::vec::Vec;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use hashbrown::{DefaultHashBuilder, HashMap};
 
 const ALLOCS: usize = 10_007;
+const PUSHES: u64 = 100_000;
 
 fn alloc_u64(c: &mut Criterion) {
     let mut group = c.benchmark_group("alloc_u64");
     group.throughput(Throughput::Elements(ALLOCS as u64));
-
     let mut chunk = perfloc::chunk();
     group.bench_function("perfloc", |b| {
         b.iter(|| {
@@ -20,7 +31,6 @@ fn alloc_u64(c: &mut Criterion) {
             chunk.reset();
         })
     });
-
     let mut bump = bumpalo::Bump::new();
     group.bench_function("bumpalo", |b| {
         b.iter(|| {
@@ -30,8 +40,120 @@ fn alloc_u64(c: &mut Criterion) {
             bump.reset();
         })
     });
+    let mut scope: bump_scope::Bump = bump_scope::Bump::new();
+    group.bench_function("bump-scope", |b| {
+        b.iter(|| {
+            for i in 0..ALLOCS {
+                black_box(scope.alloc(black_box(i as u64)).into_mut());
+            }
+            scope.reset();
+        })
+    });
     group.finish();
 }
 
-criterion_group!(benches, alloc_u64);
+fn vec_push(c: &mut Criterion) {
+    let mut group = c.benchmark_group("vec_push");
+    group.throughput(Throughput::Elements(PUSHES));
+    fn push<A: Allocator>(alloc: A) {
+        let mut v: Vec<u64, A> = Vec::new_in(alloc);
+        for i in 0..PUSHES {
+            v.push(black_box(i));
+        }
+        black_box(&v);
+    }
+    arenas(&mut group, push_perfloc, push_bumpalo, push_bump_scope);
+    fn push_perfloc(c: &perfloc::Chunk) {
+        push(c)
+    }
+    fn push_bumpalo(b: &bumpalo::Bump) {
+        push(b)
+    }
+    fn push_bump_scope(b: &bump_scope::Bump) {
+        push(b)
+    }
+    group.finish();
+}
+
+fn vec_reserve_exact_1(c: &mut Criterion) {
+    let mut group = c.benchmark_group("vec_reserve_exact_1");
+    group.throughput(Throughput::Elements(ALLOCS as u64));
+    fn grow<A: Allocator>(alloc: A) {
+        let mut v: Vec<u64, A> = Vec::new_in(alloc);
+        for i in 0..ALLOCS as u64 {
+            v.reserve_exact(1);
+            v.push(black_box(i));
+        }
+        black_box(&v);
+    }
+    fn grow_perfloc(c: &perfloc::Chunk) {
+        grow(c)
+    }
+    fn grow_bumpalo(b: &bumpalo::Bump) {
+        grow(b)
+    }
+    fn grow_bump_scope(b: &bump_scope::Bump) {
+        grow(b)
+    }
+    arenas(&mut group, grow_perfloc, grow_bumpalo, grow_bump_scope);
+    group.finish();
+}
+
+fn hashmap_insert(c: &mut Criterion) {
+    let mut group = c.benchmark_group("hashmap_insert");
+    group.throughput(Throughput::Elements(PUSHES));
+    fn insert<A: Allocator + Clone>(alloc: A) {
+        let mut map: HashMap<u64, u64, DefaultHashBuilder, A> = HashMap::new_in(alloc);
+        for i in 0..PUSHES {
+            map.insert(black_box(i), i);
+        }
+        black_box(&map);
+    }
+    fn insert_perfloc(c: &perfloc::Chunk) {
+        insert(c)
+    }
+    fn insert_bumpalo(b: &bumpalo::Bump) {
+        insert(b)
+    }
+    fn insert_bump_scope(b: &bump_scope::Bump) {
+        insert(b)
+    }
+    arenas(&mut group, insert_perfloc, insert_bumpalo, insert_bump_scope);
+    group.bench_function(BenchmarkId::new("global", ""), |b| {
+        b.iter(|| insert(allocator_api2::alloc::Global))
+    });
+    group.finish();
+}
+
+/// Measures `work` in a warmed arena of each contender, reset after every iteration.
+fn arenas(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    perfloc_work: fn(&perfloc::Chunk),
+    bumpalo_work: fn(&bumpalo::Bump),
+    bump_scope_work: fn(&bump_scope::Bump),
+) {
+    let mut chunk = perfloc::chunk();
+    group.bench_function("perfloc", |b| {
+        b.iter(|| {
+            perfloc_work(&chunk);
+            chunk.reset();
+        })
+    });
+    let mut bump = bumpalo::Bump::new();
+    group.bench_function("bumpalo", |b| {
+        b.iter(|| {
+            bumpalo_work(&bump);
+            bump.reset();
+        })
+    });
+    let mut scope: bump_scope::Bump = bump_scope::Bump::new();
+    group.bench_function("bump-scope", |b| {
+        b.iter(|| {
+            bump_scope_work(&scope);
+            scope.reset();
+        })
+    });
+}
+
+criterion_group!(benches, alloc_u64, vec_push, vec_reserve_exact_1, hashmap_insert);
 criterion_main!(benches);

@@ -12,14 +12,21 @@ pub(crate) fn padding(addr: usize, align: usize) -> usize {
     addr.wrapping_neg() & (align - 1)
 }
 
-/// If `layout` fits between `ptr` and `end` (`ptr <= end`), the padding before it.
+/// Addresses of every block lie at or below this (checked when a top chunk is mapped).
+pub(crate) const MAX_ADDR: usize = isize::MAX as usize;
+
+/// If `layout` fits between `ptr` and `end`, its start and the new bump pointer (its end).
 ///
-/// One comparison, no overflow: `layout.size() <= isize::MAX` and the padding is below the
-/// alignment, which is at most `2^(usize::BITS - 1)`, so their sum fits in a `usize`.
+/// One comparison, and no overflow, given `ptr <= end <= MAX_ADDR` (`< 2^(BITS-1)`):
+/// `ptr + align - 1` stays below `2^BITS` because `align <= 2^(BITS-1)`; `start`, a multiple
+/// of `align` (a power of two dividing `2^(BITS-1)`) rounded up from below `2^(BITS-1)`, is at
+/// most `2^(BITS-1)`; and `size <= isize::MAX < 2^(BITS-1)`, so `start + size < 2^BITS`.
 #[inline(always)]
-pub(crate) fn fit(ptr: usize, end: usize, layout: Layout) -> Option<usize> {
-    let pad = padding(ptr, layout.align());
-    if layout.size() + pad <= end - ptr { Some(pad) } else { None }
+pub(crate) fn fit(ptr: usize, end: usize, layout: Layout) -> Option<(usize, usize)> {
+    debug_assert!(ptr <= end && end <= MAX_ADDR);
+    let start = (ptr + (layout.align() - 1)) & !(layout.align() - 1);
+    let new = start + layout.size();
+    if new <= end { Some((start, new)) } else { None }
 }
 
 /// Bytes a fresh regular block must have so that `layout` fits after a `header`-byte
@@ -63,13 +70,16 @@ mod tests {
 
     #[test]
     fn fit_checks_the_room_left() {
-        assert_eq!(fit(0x1000, 0x1010, layout(16, 8)), Some(0));
-        assert_eq!(fit(0x1001, 0x1010, layout(8, 8)), Some(7));
+        assert_eq!(fit(0x1000, 0x1010, layout(16, 8)), Some((0x1000, 0x1010)));
+        assert_eq!(fit(0x1001, 0x1010, layout(8, 8)), Some((0x1008, 0x1010)));
         assert_eq!(fit(0x1001, 0x1010, layout(9, 8)), None);
-        assert_eq!(fit(0x1010, 0x1010, layout(0, 1)), Some(0));
-        // Sizes near isize::MAX and huge alignments do not overflow.
+        assert_eq!(fit(0x1010, 0x1010, layout(0, 1)), Some((0x1010, 0x1010)));
+        // Sizes near isize::MAX and huge alignments do not overflow, even at MAX_ADDR.
         assert_eq!(fit(0x1001, 0x2000, layout(isize::MAX as usize, 1)), None);
         assert_eq!(fit(0x1001, 0x2000, layout(1, 1 << 62)), None);
+        assert_eq!(fit(MAX_ADDR, MAX_ADDR, layout(1 << 62, 1 << 62)), None);
+        assert_eq!(fit(MAX_ADDR, MAX_ADDR, layout(0, 1 << 63)), None);
+        assert_eq!(fit(MAX_ADDR - 7, MAX_ADDR, layout(isize::MAX as usize, 1)), None);
     }
 
     #[test]

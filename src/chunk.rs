@@ -18,8 +18,9 @@
 //! 1. `current` and every block reachable from `first` through `next` are live regular
 //!    blocks lent to this chunk by `pool`, each starting with an initialised header whose
 //!    `size` is the block's size; the chain ends at `current` (`current.next == None`).
-//! 2. `data_start(current) <= ptr <= end == current + current.size`, both derived from the
-//!    current block's pointer; bytes in `ptr..end` are not handed out.
+//! 2. `data_start(current) <= ptr <= end == current + current.size <= bump::MAX_ADDR`
+//!    (blocks lie in top chunks, which end below it), both derived from the current
+//!    block's pointer; bytes in `ptr..end` are not handed out.
 //! 3. Every node reachable from `large` is initialised, lies in a regular block of this
 //!    chunk, and describes a live large block lent to this chunk, linked exactly once.
 //! 4. Nothing hands out a `&mut` to chunk state across user code: state is in `Cell`s,
@@ -255,14 +256,12 @@ impl<'pool> Chunk<'pool> {
     #[inline(always)]
     fn bump(&self, layout: Layout) -> Option<NonNull<u8>> {
         let ptr = self.ptr.get();
-        let pad = bump::fit(ptr.addr().get(), self.end.get().addr().get(), layout)?;
-        // SAFETY: `fit` checked `pad + size <= end - ptr`, so both results stay within the
+        let addr = ptr.addr().get();
+        let (start, new) = bump::fit(addr, self.end.get().addr().get(), layout)?;
+        // SAFETY: `fit` checked `ptr <= start <= new <= end`, so both pointers stay within the
         // current block (invariant 2) and keep its provenance.
-        let (start, new_ptr) = unsafe {
-            let start = ptr.add(pad);
-            (start, start.add(layout.size()))
-        };
-        self.ptr.set(new_ptr);
+        let (start, new) = unsafe { (ptr.add(start - addr), ptr.add(new - addr)) };
+        self.ptr.set(new);
         Some(start)
     }
 

@@ -13,7 +13,7 @@ use std::time::Instant;
 use allocator_api2::alloc::AllocError;
 
 use crate::buddy::Buddy;
-use crate::os;
+use crate::{bump, os};
 use purged::Purged;
 
 /// One mapped region and its free blocks.
@@ -21,6 +21,7 @@ use purged::Purged;
 pub(crate) struct TopChunk {
     /// Start of the mapping. Invariant: `base..base + buddy.size()` is one live region
     /// returned by [`os::map`], owned by this value and unmapped only by its `Drop`.
+    /// Its end is at most [`bump::MAX_ADDR`].
     base: NonNull<u8>,
     buddy: Buddy,
     /// Free bytes given back with `madvise`. Invariant: every range lies in free blocks.
@@ -34,8 +35,16 @@ unsafe impl Send for TopChunk {}
 impl TopChunk {
     /// Maps a new top chunk of `size` bytes whose blocks are at least `min_block` bytes.
     /// Both are powers of two, `size` at least a page and at least `min_block`.
+    ///
+    /// A mapping that reaches above [`bump::MAX_ADDR`] (no 64-bit OS in use hands one out to
+    /// user space) is given back and refused: the bump arithmetic relies on it.
     pub(crate) fn map(size: usize, min_block: usize) -> Result<Self, AllocError> {
         let base = os::map(size)?;
+        if base.addr().get().checked_add(size).is_none_or(|end| end > bump::MAX_ADDR) {
+            // SAFETY: the region was just mapped with this size and nothing uses it.
+            unsafe { os::unmap(base, size) };
+            return Err(AllocError);
+        }
         Ok(TopChunk {
             base,
             buddy: Buddy::new(size, min_block, Instant::now()),

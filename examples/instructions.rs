@@ -1,0 +1,164 @@
+//! Instructions and conditional branches per allocation on the fast path, counted by
+//! callgrind (exact and repeatable, unlike wall-clock time on a shared machine), for
+//! perfloc, bumpalo and bump-scope, through the typed `alloc` and through
+//! `Allocator::allocate` with the layout hidden from the optimiser.
+//!
+//! ```sh
+//! cargo run --release --example instructions      # needs valgrind
+//! ```
+//!
+//! The program runs itself under `valgrind --tool=callgrind --branch-sim=yes`; each
+//! contender's function makes `N` allocations into a warmed arena, and the cost of the
+//! same loop without allocating (`baseline_*`) is subtracted.
+
+use std::alloc::Layout;
+use std::hint::black_box;
+use std::process::Command;
+
+use allocator_api2::alloc::Allocator;
+
+const N: usize = 100_000;
+const CHILD: &str = "PERFLOC_INSTRUCTIONS_CHILD";
+
+#[inline(never)]
+fn baseline_typed(n: usize) {
+    for i in 0..n {
+        black_box(black_box(i as u64));
+    }
+}
+
+#[inline(never)]
+fn perfloc_typed(chunk: &perfloc::Chunk, n: usize) {
+    for i in 0..n {
+        black_box(chunk.alloc(black_box(i as u64)));
+    }
+}
+
+#[inline(never)]
+fn bumpalo_typed(bump: &bumpalo::Bump, n: usize) {
+    for i in 0..n {
+        black_box(bump.alloc(black_box(i as u64)));
+    }
+}
+
+#[inline(never)]
+fn bump_scope_typed(bump: &bump_scope::Bump, n: usize) {
+    for i in 0..n {
+        black_box(bump.alloc(black_box(i as u64)).into_mut());
+    }
+}
+
+#[inline(never)]
+fn baseline_allocate(n: usize) {
+    for _ in 0..n {
+        black_box(black_box(Layout::new::<u64>()));
+    }
+}
+
+#[inline(never)]
+fn perfloc_allocate(chunk: &perfloc::Chunk, n: usize) {
+    for _ in 0..n {
+        let _ = black_box((&chunk).allocate(black_box(Layout::new::<u64>())));
+    }
+}
+
+#[inline(never)]
+fn bumpalo_allocate(bump: &bumpalo::Bump, n: usize) {
+    for _ in 0..n {
+        let _ = black_box((&bump).allocate(black_box(Layout::new::<u64>())));
+    }
+}
+
+#[inline(never)]
+fn bump_scope_allocate(bump: &bump_scope::Bump, n: usize) {
+    for _ in 0..n {
+        let _ = black_box((&bump).allocate(black_box(Layout::new::<u64>())));
+    }
+}
+
+/// Runs every function once on warmed arenas (their chunk already holds `N` allocations).
+fn child() {
+    // Warm arenas: each one's current chunk holds N u64s (warmed through other code, since
+    // callgrind's inclusive costs add up every call of a function).
+    let room = Layout::array::<u64>(N + 64).expect("small");
+    let mut chunk = perfloc::chunk();
+    chunk.alloc_layout(room);
+    chunk.reset();
+    let mut bump = bumpalo::Bump::with_capacity(room.size());
+    let mut scope: bump_scope::Bump = bump_scope::Bump::with_capacity(room);
+    baseline_typed(N);
+    perfloc_typed(&chunk, N);
+    bumpalo_typed(&bump, N);
+    bump_scope_typed(&scope, N);
+    chunk.reset();
+    bump.reset();
+    scope.reset();
+    baseline_allocate(N);
+    perfloc_allocate(&chunk, N);
+    bumpalo_allocate(&bump, N);
+    bump_scope_allocate(&scope, N);
+}
+
+/// Inclusive (instructions, conditional branches) of `function` in callgrind's output.
+fn cost(annotated: &str, function: &str) -> (f64, f64) {
+    let line = annotated
+        .lines()
+        .find(|l| {
+            l.contains(&format!("instructions::{function} "))
+                || l.ends_with(&format!("instructions::{function}"))
+        })
+        .unwrap_or_else(|| panic!("{function} not in callgrind's report"));
+    let numbers: Vec<f64> = line
+        .split_whitespace()
+        .take_while(|w| !w.contains(':'))
+        .filter_map(|w| w.trim_end_matches(|c| c == '(' || c == ')').replace(',', "").parse().ok())
+        .collect();
+    (numbers[0], numbers[1])
+}
+
+fn main() {
+    if std::env::var_os(CHILD).is_some() {
+        child();
+        return;
+    }
+    let me = std::env::current_exe().expect("own path");
+    let out = std::env::temp_dir().join(format!("perfloc-callgrind-{}.out", std::process::id()));
+    let status = Command::new("valgrind")
+        .args(["--tool=callgrind", "--branch-sim=yes", "--cache-sim=no"])
+        .arg(format!("--callgrind-out-file={}", out.display()))
+        .arg(&me)
+        .env(CHILD, "1")
+        .output();
+    match status {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => panic!("valgrind failed: {}", String::from_utf8_lossy(&o.stderr)),
+        Err(e) => panic!("valgrind is needed (apt-get install valgrind): {e}"),
+    }
+    let annotated = Command::new("callgrind_annotate")
+        .args(["--inclusive=yes", "--threshold=100", "--show=Ir,Bc"])
+        .arg(&out)
+        .output()
+        .expect("callgrind_annotate");
+    let _ = std::fs::remove_file(&out);
+    let annotated = String::from_utf8_lossy(&annotated.stdout);
+
+    println!(
+        "per allocation of a u64 into a warmed arena (callgrind, N = {N}, loop cost subtracted)\n"
+    );
+    println!("{:<34} {:>13} {:>15}", "", "instructions", "cond. branches");
+    for (kind, baseline) in
+        [("typed alloc", "baseline_typed"), ("Allocator::allocate", "baseline_allocate")]
+    {
+        let (base_ir, base_bc) = cost(&annotated, baseline);
+        let suffix = if kind == "typed alloc" { "typed" } else { "allocate" };
+        for name in ["perfloc", "bumpalo", "bump_scope"] {
+            let (ir, bc) = cost(&annotated, &format!("{name}_{suffix}"));
+            println!(
+                "{:<34} {:>13.2} {:>15.2}",
+                format!("{name}, {kind}"),
+                (ir - base_ir) / N as f64,
+                (bc - base_bc) / N as f64
+            );
+        }
+    }
+}
