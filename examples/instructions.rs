@@ -111,7 +111,7 @@ fn cost(annotated: &str, function: &str) -> (f64, f64) {
     let numbers: Vec<f64> = line
         .split_whitespace()
         .take_while(|w| !w.contains(':'))
-        .filter_map(|w| w.trim_end_matches(|c| c == '(' || c == ')').replace(',', "").parse().ok())
+        .filter_map(|w| w.trim_end_matches(['(', ')']).replace(',', "").parse().ok())
         .collect();
     (numbers[0], numbers[1])
 }
