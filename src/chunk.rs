@@ -126,9 +126,8 @@ const MAX_NEXT_SIZE: usize = 1 << (usize::BITS - 2);
 impl<'pool> Chunk<'pool> {
     pub(crate) fn new(pool: &'pool Pool) -> Result<Self, AllocError> {
         let size = pool.first_block_size();
-        let block = pool.acquire(size)?;
+        let block = pool.acquire(size, true)?;
         let header = new_header(block);
-        pool.chunk_created();
         Ok(Chunk {
             ptr: Cell::new(data_start(header)),
             end: Cell::new(block_end(block)),
@@ -189,18 +188,37 @@ impl<'pool> Chunk<'pool> {
     /// assert_eq!(chunk.stats().used_bytes, 0);
     /// ```
     pub fn reset(&mut self) {
-        self.release_large_blocks();
         let keep = self.current.get();
-        let mut cur = self.first.get();
-        while cur != keep {
-            // SAFETY: `cur` is a block of the chain before `current` (invariant 1), so its
-            // header is initialised and its `next` is `Some`; it is read before release.
-            let (next, size) = unsafe { ((*cur.as_ptr()).next, (*cur.as_ptr()).size) };
-            self.pool.release(Block { ptr: cur.cast(), size });
-            cur = next.expect("the successor chain reaches the current block");
-        }
+        self.pool.release(self.blocks(Some(keep)), false);
+        self.large.set(None);
         self.first.set(keep);
         self.ptr.set(data_start(keep));
+    }
+
+    /// The chunk's blocks, large ones first, then the chain from `first` up to (not
+    /// including) `stop`. Links are read before the block holding them is yielded, and
+    /// large nodes (which live in regular blocks) before any regular block, so the blocks
+    /// may go back to the pool as they come.
+    fn blocks(
+        &self,
+        stop: Option<NonNull<BlockHeader>>,
+    ) -> impl Iterator<Item = Block> + use<'_, 'pool> {
+        let mut large = self.large.get();
+        let mut regular = Some(self.first.get()).filter(|&first| Some(first) != stop);
+        core::iter::from_fn(move || {
+            if let Some(node) = large {
+                // SAFETY: a live node (invariant 3), in a regular block not yet yielded.
+                let n = unsafe { node.as_ref() };
+                large = n.next;
+                return Some(n.block);
+            }
+            let header = regular?;
+            // SAFETY: a chain block with an initialised header (invariant 1), read before it
+            // is yielded (and so before it can go back to the pool).
+            let (next, size) = unsafe { ((*header.as_ptr()).next, (*header.as_ptr()).size) };
+            regular = next.filter(|&next| Some(next) != stop);
+            Some(Block { ptr: header.cast(), size })
+        })
     }
 
     /// Figures of this chunk: blocks, their capacity and the bytes handed out.
@@ -287,7 +305,7 @@ impl<'pool> Chunk<'pool> {
 
     /// Takes a successor block of `size` bytes and makes it current.
     fn push_successor(&self, size: usize) -> Result<(), AllocError> {
-        let block = self.pool.acquire(size)?;
+        let block = self.pool.acquire(size, false)?;
         let header = new_header(block);
         let old = self.current.get();
         // SAFETY: `old` is the current block with an initialised header (invariant 1), and
@@ -307,11 +325,11 @@ impl<'pool> Chunk<'pool> {
         let need = bump::large_need(layout, page).ok_or(AllocError)?;
         let size = self.pool.block_size_for(need).ok_or(AllocError)?;
         // Take the block first: if that fails, the chunk has not changed at all.
-        let block = self.pool.acquire(size)?;
+        let block = self.pool.acquire(size, false)?;
         let node = match self.try_alloc_layout(Layout::new::<LargeNode>()) {
             Ok(node) => node.cast::<LargeNode>(),
             Err(err) => {
-                self.pool.release(block);
+                self.pool.release([block], false);
                 return Err(err);
             }
         };
@@ -388,7 +406,7 @@ impl<'pool> Chunk<'pool> {
                 }
                 n.block
             };
-            self.pool.release(block);
+            self.pool.release([block], false);
         }
     }
 
@@ -471,32 +489,11 @@ impl<'pool> Chunk<'pool> {
         }
         Ok(new_ptr)
     }
-
-    /// Gives every large block back to the pool and empties the list.
-    fn release_large_blocks(&self) {
-        let mut node = self.large.take();
-        while let Some(n) = node {
-            // SAFETY: live node (invariant 3), read before its block is released; the node
-            // itself lives in a regular block, which is still held.
-            let (next, block) = unsafe { (n.as_ref().next, n.as_ref().block) };
-            self.pool.release(block);
-            node = next;
-        }
-    }
 }
 
 impl Drop for Chunk<'_> {
     fn drop(&mut self) {
-        self.release_large_blocks();
-        let mut cur = Some(self.first.get());
-        while let Some(header) = cur {
-            // SAFETY: a chain block with an initialised header (invariant 1), read before
-            // the block goes back to the pool; nothing uses the chunk after drop.
-            let (next, size) = unsafe { ((*header.as_ptr()).next, (*header.as_ptr()).size) };
-            self.pool.release(Block { ptr: header.cast(), size });
-            cur = next;
-        }
-        self.pool.chunk_dropped();
+        self.pool.release(self.blocks(None), true);
     }
 }
 

@@ -16,13 +16,19 @@
 //!   the OS: idle top chunks are unmapped, long-free blocks in the others purged.
 //!   [`Pool::trim`] does it at once.
 //!
-//! All of this sits behind one mutex, on the slow path of process chunks (taking their
-//! first block or a successor, and dropping); allocation inside a chunk never touches it.
+//! - **Shards** ([`cache`]): in front of all this, each thread has a shard, a small cache
+//!   of free blocks behind a lock of its own, so that chunks made and dropped in steady
+//!   state take no pool-wide lock.
+//!
+//! The top chunks sit behind one mutex, reached on the slow path of process chunks (a block
+//! the shard does not have, or one it cannot keep); allocation inside a chunk never touches
+//! any of it.
 
+mod cache;
 mod downsizing;
 
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -32,6 +38,7 @@ use crate::config::{Config, PoolBuilder};
 use crate::stats::{PoolStats, TopChunkStats};
 use crate::top_chunk::TopChunk;
 use crate::{Chunk, ConfigError};
+use cache::{CLASSES, SHARDS, Shard};
 
 /// A block lent by the pool to a process chunk: `size` bytes (a power of two) at `ptr`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,8 +77,12 @@ impl Block {
 pub struct Pool {
     config: Config,
     state: Mutex<PoolState>,
-    /// Process chunks made from this pool and not yet dropped.
-    live_chunks: AtomicUsize,
+    /// Per-thread caches of free blocks, and counts of chunks.
+    shards: [Shard; SHARDS],
+    /// Whether the pool holds free memory above its target, so the shards' periodic run
+    /// of the downsizing policy has something to do. Written under the pool's lock, read
+    /// without it: in steady state nobody writes it, so it costs the shards nothing.
+    excess: AtomicBool,
 }
 
 /// Everything behind the pool's lock.
@@ -83,8 +94,9 @@ struct PoolState {
     next_top_size: usize,
     /// Sum of the sizes of `top_chunks`.
     mapped_bytes: usize,
-    /// Bytes of blocks lent to live chunks: `mapped_bytes` minus the free bytes.
-    in_use_bytes: usize,
+    /// Bytes of blocks taken from the top chunks (by live chunks or shard caches):
+    /// `mapped_bytes` minus the free bytes.
+    lent_bytes: usize,
     /// Free bytes purged with `madvise`: the sum over `top_chunks`.
     purged_bytes: usize,
     peak_mapped_bytes: usize,
@@ -93,6 +105,8 @@ struct PoolState {
     mmap_calls: u64,
     munmap_calls: u64,
     madvise_calls: u64,
+    /// Times the pool's lock was taken to lend or take back blocks.
+    lock_calls: u64,
     /// The downsizing policy's next attempt is not before this.
     next_shrink: Option<Instant>,
 }
@@ -128,17 +142,19 @@ impl Pool {
                 top_chunks: Vec::new(),
                 next_top_size: config.first_top_chunk_size,
                 mapped_bytes: 0,
-                in_use_bytes: 0,
+                lent_bytes: 0,
                 purged_bytes: 0,
                 peak_mapped_bytes: 0,
                 released_bytes: 0,
                 mmap_calls: 0,
                 munmap_calls: 0,
                 madvise_calls: 0,
+                lock_calls: 0,
                 next_shrink: None,
             }),
             config,
-            live_chunks: AtomicUsize::new(0),
+            shards: [const { Shard::new() }; SHARDS],
+            excess: AtomicBool::new(false),
         }
     }
 
@@ -166,16 +182,26 @@ impl Pool {
 
     /// A snapshot of the pool's figures.
     pub fn stats(&self) -> PoolStats {
+        // Shards first, then the pool: the lock order everywhere (never both at once).
+        let (mut cached, mut chunks) = (0, 0);
+        for shard in &self.shards {
+            let cache = shard.lock();
+            cached += cache.bytes;
+            chunks += cache.chunks;
+        }
         let state = self.lock();
+        let in_use = state.lent_bytes.saturating_sub(cached);
         PoolStats {
             top_chunks: state.top_chunks.len(),
             mapped_bytes: state.mapped_bytes,
-            in_use_bytes: state.in_use_bytes,
-            free_bytes: state.mapped_bytes - state.in_use_bytes,
+            in_use_bytes: in_use,
+            free_bytes: state.mapped_bytes - in_use,
+            cached_bytes: cached,
+            pool_lock_calls: state.lock_calls,
             purged_bytes: state.purged_bytes,
             peak_mapped_bytes: state.peak_mapped_bytes,
             released_bytes: state.released_bytes,
-            live_chunks: self.live_chunks.load(Ordering::Relaxed),
+            live_chunks: usize::try_from(chunks).unwrap_or(0),
             mmap_calls: state.mmap_calls,
             munmap_calls: state.munmap_calls,
             madvise_calls: state.madvise_calls,
@@ -230,10 +256,10 @@ impl Pool {
                 state.mapped_bytes
             ));
         }
-        if mapped - free != state.in_use_bytes {
+        if mapped - free != state.lent_bytes {
             return Err(format!(
-                "in_use_bytes {} but mapped - free = {}",
-                state.in_use_bytes,
+                "lent bytes {} but mapped - free = {}",
+                state.lent_bytes,
                 mapped - free
             ));
         }
@@ -242,14 +268,6 @@ impl Pool {
 
     pub(crate) fn first_block_size(&self) -> usize {
         self.config.first_block_size
-    }
-
-    pub(crate) fn chunk_created(&self) {
-        self.live_chunks.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn chunk_dropped(&self) {
-        self.live_chunks.fetch_sub(1, Ordering::Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, PoolState> {
@@ -267,11 +285,55 @@ impl Pool {
             .filter(|&size| size <= isize::MAX as usize)
     }
 
-    /// Lends a block of `size` bytes (a power of two, at least `first_block_size`).
-    pub(crate) fn acquire(&self, size: usize) -> Result<Block, AllocError> {
+    /// The shard cache class of a block of `size` bytes, if blocks that size are cached.
+    #[inline]
+    fn class_of(&self, size: usize) -> Option<usize> {
+        let class =
+            (size.trailing_zeros() - self.config.first_block_size.trailing_zeros()) as usize;
+        (class < CLASSES).then_some(class)
+    }
+
+    /// The calling thread's shard.
+    #[inline]
+    fn shard(&self) -> &Shard {
+        &self.shards[cache::shard_index()]
+    }
+
+    /// Bytes one shard may cache: together the shards hold at most half of `retain`.
+    fn shard_budget(&self) -> usize {
+        self.config.retain / (2 * SHARDS)
+    }
+
+    /// Lends a block of `size` bytes (a power of two, at least `first_block_size`), from
+    /// the thread's shard if it has one, else from the top chunks. `opens_chunk` counts a
+    /// new live chunk.
+    pub(crate) fn acquire(&self, size: usize, opens_chunk: bool) -> Result<Block, AllocError> {
         debug_assert!(size.is_power_of_two() && size >= self.config.first_block_size);
+        let class = self.class_of(size);
+        if class.is_some() || opens_chunk {
+            let mut cache = self.shard().lock();
+            if let Some(ptr) = class.and_then(|class| cache.pop(class, size)) {
+                cache.chunks += isize::from(opens_chunk);
+                return Ok(Block { ptr, size });
+            }
+        }
+        let block = match self.acquire_from_top_chunks(size) {
+            Ok(block) => block,
+            // Free blocks may wait in other threads' shards: give them back, try again.
+            Err(AllocError) if self.drain_shards() => self.acquire_from_top_chunks(size)?,
+            Err(AllocError) => return Err(AllocError),
+        };
+        if opens_chunk {
+            self.shard().lock().chunks += 1;
+        }
+        Ok(block)
+    }
+
+    /// Takes a block of `size` bytes from the top chunks, mapping one if none has room.
+    fn acquire_from_top_chunks(&self, size: usize) -> Result<Block, AllocError> {
         let mut guard = self.lock();
         let state = &mut *guard;
+        state.lock_calls += 1;
         let found = state.top_chunks.iter().position(|top| top.can_hold(size));
         let mapped = found.is_none();
         let index = match found {
@@ -282,25 +344,65 @@ impl Pool {
         let purged_before = top.purged_bytes();
         let ptr = top.alloc(size).expect("the top chunk has a free block of this size");
         state.purged_bytes -= purged_before - top.purged_bytes();
-        state.in_use_bytes += size;
+        state.lent_bytes += size;
         if mapped {
             self.downsize(state, Instant::now());
         }
         Ok(Block { ptr, size })
     }
 
-    /// Takes back a block lent by [`Pool::acquire`]. No system call is made.
-    pub(crate) fn release(&self, block: Block) {
-        let mut state = self.lock();
-        let top = state
-            .top_chunks
-            .iter_mut()
-            .find(|top| top.contains(block.ptr))
-            .expect("perfloc bug: a released block belongs to none of the pool's top chunks");
+    /// Takes back blocks lent by [`Pool::acquire`]: into the thread's shard while it has
+    /// room, the rest into the top chunks. No system call is made (but for downsizing).
+    /// `closes_chunk` counts a dropped chunk. `blocks` must read every link it follows
+    /// before yielding the block holding it.
+    pub(crate) fn release(&self, blocks: impl IntoIterator<Item = Block>, closes_chunk: bool) {
+        let budget = self.shard_budget();
+        let mut rest = Vec::new();
+        let policy_due = {
+            let mut cache = self.shard().lock();
+            for block in blocks {
+                let cached =
+                    self.class_of(block.size).is_some_and(|class| cache.push(class, block, budget));
+                if !cached {
+                    rest.push(block);
+                }
+            }
+            cache.chunks -= isize::from(closes_chunk);
+            cache.policy_due()
+        };
+        if !rest.is_empty() || (policy_due && self.excess.load(Ordering::Relaxed)) {
+            self.release_to_top_chunks(rest);
+        }
+    }
+
+    /// Returns blocks to their top chunks (possibly none), then runs the downsizing policy.
+    fn release_to_top_chunks(&self, blocks: Vec<Block>) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        state.lock_calls += 1;
         let now = Instant::now();
-        top.free(block.ptr, block.size, now);
-        state.in_use_bytes -= block.size;
-        self.downsize(&mut state, now);
+        for block in blocks {
+            let top =
+                state.top_chunks.iter_mut().find(|top| top.contains(block.ptr)).expect(
+                    "perfloc bug: a released block belongs to none of the pool's top chunks",
+                );
+            top.free(block.ptr, block.size, now);
+            state.lent_bytes -= block.size;
+        }
+        self.downsize(state, now);
+    }
+
+    /// Gives every block cached in the shards back to the top chunks; true if there was any.
+    fn drain_shards(&self) -> bool {
+        let mut blocks = Vec::new();
+        for shard in &self.shards {
+            shard.lock().drain(self.config.first_block_size, &mut blocks);
+        }
+        let any = !blocks.is_empty();
+        if any {
+            self.release_to_top_chunks(blocks);
+        }
+        any
     }
 
     /// Maps a new top chunk that can hold a block of `block_size` bytes, appends it and

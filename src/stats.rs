@@ -35,6 +35,8 @@ pub struct PoolStats {
     pub free_bytes: usize,
     /// Of `free_bytes`, those purged with `madvise`: still mapped, no longer resident.
     pub purged_bytes: usize,
+    /// Of `free_bytes`, those cached in the threads' shards, ready for their next chunk.
+    pub cached_bytes: usize,
     /// The most bytes ever mapped at once.
     pub peak_mapped_bytes: usize,
     /// Bytes given back to the OS so far, by `munmap` or `madvise`.
@@ -47,6 +49,9 @@ pub struct PoolStats {
     pub munmap_calls: u64,
     /// `madvise` calls made so far, failed ones included.
     pub madvise_calls: u64,
+    /// Times the pool-wide lock was taken to lend or take back blocks; in steady state the
+    /// threads' shards serve chunks without it, and this stays put.
+    pub pool_lock_calls: u64,
     /// One entry per top chunk, oldest first.
     pub top_chunk_stats: Vec<TopChunkStats>,
 }
@@ -123,19 +128,21 @@ impl fmt::Display for PoolStats {
         )?;
         writeln!(
             f,
-            "  in use {} by {}; free {}, of which {} purged",
+            "  in use {} by {}; free {}, of which {} purged and {} cached in shards",
             Bytes(self.in_use_bytes),
             plural(self.live_chunks, "live chunk"),
             Bytes(self.free_bytes),
-            Bytes(self.purged_bytes)
+            Bytes(self.purged_bytes),
+            Bytes(self.cached_bytes)
         )?;
         write!(
             f,
-            "  system calls: {} mmap, {} munmap, {} madvise; {} given back to the OS",
+            "  system calls: {} mmap, {} munmap, {} madvise; {} given back to the OS; pool lock taken {} times",
             self.mmap_calls,
             self.munmap_calls,
             self.madvise_calls,
-            Bytes(usize::try_from(self.released_bytes).unwrap_or(usize::MAX))
+            Bytes(usize::try_from(self.released_bytes).unwrap_or(usize::MAX)),
+            self.pool_lock_calls
         )?;
         if !self.top_chunk_stats.is_empty() {
             write!(

@@ -32,6 +32,7 @@
 //! `decay(Duration::ZERO)` returns free memory above `retain` as soon as it is free;
 //! `decay(Duration::MAX)` never returns it by itself (only [`Pool::trim`] does).
 
+use core::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::{Pool, PoolState};
@@ -71,9 +72,10 @@ impl Pool {
         })
     }
 
-    /// Returns to the OS, at once, all free memory above [`retain`](crate::PoolBuilder::retain):
-    /// unused top chunks are unmapped (smallest kept first) and free blocks in the others
-    /// purged with `madvise`. Returns the bytes given back.
+    /// Returns to the OS, at once, all free memory above [`retain`](crate::PoolBuilder::retain),
+    /// after taking back the blocks cached in the shards: unused top chunks are unmapped
+    /// (but for the best fit that keeps `retain`) and free blocks in the others purged
+    /// with `madvise`. Returns the bytes given back.
     ///
     /// ```
     /// let pool = perfloc::Pool::builder().retain(0).build()?;
@@ -90,8 +92,9 @@ impl Pool {
     /// # Ok::<(), perfloc::ConfigError>(())
     /// ```
     pub fn trim(&self) -> usize {
+        self.drain_shards();
         let mut state = self.lock();
-        let keep = state.in_use_bytes.saturating_add(self.config.retain);
+        let keep = state.lent_bytes.saturating_add(self.config.retain);
         self.shrink_to(&mut state, keep, None)
     }
 
@@ -99,16 +102,15 @@ impl Pool {
     /// has stayed free for `decay`, beyond `retain` plus what is in use. At most one attempt
     /// per `decay / 4`, so a pool that cannot shrink yet does not retry on every release.
     pub(super) fn downsize(&self, state: &mut PoolState, now: Instant) {
-        let keep = state.in_use_bytes.saturating_add(self.config.retain);
+        // `lent_bytes` counts the shards' caches, which hold the other half of `retain`.
+        let keep = state.lent_bytes.saturating_add(self.config.retain / 2);
+        let never = self.config.decay == Duration::MAX;
         // Cheap tests first: nothing to do while mapped memory is within `retain`.
-        if state.mapped_bytes <= keep
-            || self.config.decay == Duration::MAX
-            || state.next_shrink.is_some_and(|next| now < next)
-        {
-            return;
+        if state.mapped_bytes > keep && !never && state.next_shrink.is_none_or(|next| now >= next) {
+            self.shrink_to(state, keep, now.checked_sub(self.config.decay));
+            state.next_shrink = now.checked_add(self.config.decay / 4);
         }
-        self.shrink_to(state, keep, now.checked_sub(self.config.decay));
-        state.next_shrink = now.checked_add(self.config.decay / 4);
+        self.excess.store(state.mapped_bytes > keep && !never, Ordering::Relaxed);
     }
 
     /// Gives back to the OS what exceeds `keep` bytes of mapped, resident memory.

@@ -131,3 +131,34 @@ fn the_global_pool_serves_every_thread() {
     assert!(std::ptr::eq(Pool::global(), Pool::global()));
     assert!(Pool::global().stats().mmap_calls >= 1);
 }
+
+#[test]
+fn steady_chunk_cycles_take_no_pool_wide_lock() {
+    let pool = small_pool();
+    let cycle = || {
+        let chunk = pool.chunk();
+        chunk.alloc_slice_fill_with(6000, |i| i as u8); // a first block and a successor
+    };
+    for _ in 0..100 {
+        cycle();
+    }
+    let warm = pool.stats();
+    assert!(warm.cached_bytes > 0, "{warm}");
+    std::thread::scope(|s| {
+        s.spawn(|| (0..10_000).for_each(|_| cycle()));
+        s.spawn(|| (0..10_000).for_each(|_| cycle()));
+    });
+    for _ in 0..10_000 {
+        cycle();
+    }
+    let after = pool.stats();
+    // Each new thread warms its own shard once; after that no cycle reaches the pool.
+    assert!(after.pool_lock_calls - warm.pool_lock_calls <= 8, "{warm}\n{after}");
+    assert_eq!(after.mmap_calls, warm.mmap_calls);
+    assert_eq!(after.in_use_bytes, 0);
+    check(&pool);
+    // trim() takes the cached blocks back too.
+    pool.trim();
+    assert_eq!(pool.stats().cached_bytes, 0);
+    check(&pool);
+}
