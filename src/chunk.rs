@@ -387,17 +387,29 @@ impl<'pool> Chunk<'pool> {
         None
     }
 
-    /// Deallocates; see the `Allocator` impl for `&Chunk`.
+    /// Deallocates; see the `Allocator` impl for `&Chunk`. The newest allocation is rewound
+    /// inline; only a chunk with large blocks looks further, out of line.
     ///
     /// # Safety
     ///
     /// `ptr` must denote a live allocation of `layout` made by this chunk.
+    #[inline]
     pub(crate) unsafe fn dealloc(&self, ptr: NonNull<u8>, layout: Layout) {
         if self.is_newest(ptr, layout.size()) {
             self.ptr.set(ptr);
-        } else if let Some((prev, node)) = self.find_large(ptr, layout) {
+        } else if self.large.get().is_some() {
+            self.dealloc_large(ptr, layout);
+        }
+    }
+
+    /// Gives a large block back to the pool if `ptr` is the allocation it holds.
+    #[cold]
+    #[inline(never)]
+    fn dealloc_large(&self, ptr: NonNull<u8>, layout: Layout) {
+        if let Some((prev, node)) = self.find_large(ptr, layout) {
             // SAFETY: `node` (and `prev`, if any) are live nodes (invariant 3); unlinking
-            // keeps every other node linked once, and the caller gave up the allocation.
+            // keeps every other node linked once, and the caller of `dealloc` gave up the
+            // allocation.
             let block = unsafe {
                 let n = node.as_ref();
                 match prev {

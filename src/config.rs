@@ -32,7 +32,7 @@ impl Config {
     /// The defaults, as documented on [`PoolBuilder`].
     pub(crate) const DEFAULT: Config = Config {
         first_top_chunk_size: 1 << 20,
-        first_block_size: 4 << 10,
+        first_block_size: 16 << 10,
         limit: usize::MAX,
         retain: 4 << 20,
         decay: Duration::from_secs(1),
@@ -44,7 +44,7 @@ impl Config {
 /// | setting | default | meaning |
 /// |---|---|---|
 /// | [`first_top_chunk_size`](Self::first_top_chunk_size) | 1 MiB | size of the first top chunk mapped from the OS; each later one is twice the last |
-/// | [`first_block_size`](Self::first_block_size) | 4 KiB | size of a process chunk's first block; successors double |
+/// | [`first_block_size`](Self::first_block_size) | 16 KiB | size of a process chunk's first block; successors double |
 /// | [`limit`](Self::limit) | none | most bytes the pool maps at once; past it allocation fails with `AllocError` |
 /// | [`retain`](Self::retain) | 4 MiB | free memory kept mapped and resident for reuse |
 /// | [`decay`](Self::decay) | 1 s | how long free memory above `retain` may stay before it goes back to the OS |
