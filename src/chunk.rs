@@ -18,9 +18,10 @@
 //! 1. `current` and every block reachable from `first` through `next` are live regular
 //!    blocks lent to this chunk by `pool`, each starting with an initialised header whose
 //!    `size` is the block's size; the chain ends at `current` (`current.next == None`).
-//! 2. `data_start(current) <= ptr <= end == current + current.size <= bump::MAX_ADDR`
+//! 2. `data_start(current) <= ptr <= end == current + current.size < bump::MAX_ADDR`
 //!    (blocks lie in top chunks, which end below it), both derived from the current
-//!    block's pointer; bytes in `ptr..end` are not handed out.
+//!    block's pointer; `ptr` is a multiple of `bump::MIN_ALIGN`; bytes in `ptr..end` are
+//!    not handed out.
 //! 3. Every node reachable from `large` is initialised, lies in a regular block of this
 //!    chunk, and describes a live large block lent to this chunk, linked exactly once.
 //! 4. Nothing hands out a `&mut` to chunk state across user code: state is in `Cell`s,
@@ -275,6 +276,9 @@ impl<'pool> Chunk<'pool> {
     fn bump(&self, layout: Layout) -> Option<NonNull<u8>> {
         let ptr = self.ptr.get();
         let addr = ptr.addr().get();
+        // SAFETY: the bump pointer is a multiple of `MIN_ALIGN` (invariant 2). Telling the
+        // compiler lets it drop the rounding for alignments up to a word.
+        unsafe { core::hint::assert_unchecked(addr % bump::MIN_ALIGN == 0) };
         let (start, new) = bump::fit(addr, self.end.get().addr().get(), layout)?;
         // SAFETY: `fit` checked `ptr <= start <= new <= end`, so both pointers stay within the
         // current block (invariant 2) and keep its provenance.
@@ -343,14 +347,14 @@ impl<'pool> Chunk<'pool> {
         Ok(unsafe { block.ptr.add(pad) })
     }
 
-    /// True when the allocation at `ptr` of `size` bytes ends at the bump pointer, so it
-    /// is the newest one in the current block.
+    /// True when the allocation at `ptr` of `size` bytes (so of `footprint(size)` bytes in
+    /// the block) ends at the bump pointer, so it is the newest one in the current block.
     ///
     /// No allocation from another block can end there: the bump pointer is strictly past
     /// the start of the current block (after its header), and blocks do not overlap.
     #[inline(always)]
     fn is_newest(&self, ptr: NonNull<u8>, size: usize) -> bool {
-        size != 0 && ptr.addr().get() + size == self.ptr.get().addr().get()
+        size != 0 && ptr.addr().get() + bump::footprint(size) == self.ptr.get().addr().get()
     }
 
     /// True when an allocation of `layout` may have been placed in a large block: only
@@ -423,25 +427,46 @@ impl<'pool> Chunk<'pool> {
     }
 
     /// Grows in place when possible, else moves; see the `Allocator` impl for `&Chunk`.
+    /// The newest allocation grows inline; the rest is out of line.
     ///
     /// # Safety
     ///
     /// `ptr` must denote a live allocation of `old` made by this chunk, and
     /// `new.size() >= old.size()`.
+    #[inline]
     pub(crate) unsafe fn grow(
         &self,
         ptr: NonNull<u8>,
         old: Layout,
         new: Layout,
     ) -> Result<NonNull<u8>, AllocError> {
+        let addr = ptr.addr().get();
+        if self.is_newest(ptr, old.size()) && bump::padding(addr, new.align()) == 0 {
+            if let Some((_, end)) = bump::fit(addr, self.end.get().addr().get(), new) {
+                // SAFETY: `ptr` starts the newest allocation of the current block and `fit`
+                // checked `end` is within it (invariant 2).
+                self.ptr.set(unsafe { ptr.add(end - addr) });
+                return Ok(ptr);
+            }
+        }
+        // SAFETY: the caller's contract is `grow_elsewhere`'s.
+        unsafe { self.grow_elsewhere(ptr, old, new) }
+    }
+
+    /// Grows a large allocation in place while its block has room, else moves.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Chunk::grow`].
+    #[inline(never)]
+    unsafe fn grow_elsewhere(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<u8>, AllocError> {
         if bump::padding(ptr.addr().get(), new.align()) == 0 {
-            if self.is_newest(ptr, old.size()) {
-                if bump::fit(ptr.addr().get(), self.end.get().addr().get(), new).is_some() {
-                    // SAFETY: `ptr` is in the current block and `fit` checked the room.
-                    self.ptr.set(unsafe { ptr.add(new.size()) });
-                    return Ok(ptr);
-                }
-            } else if let Some((_, node)) = self.find_large(ptr, old) {
+            if let Some((_, node)) = self.find_large(ptr, old) {
                 // SAFETY: `node` is a live node (invariant 3) that nothing else borrows.
                 let n = unsafe { &mut *node.as_ptr() };
                 if bump::fit(ptr.addr().get(), block_end(n.block).addr().get(), new).is_some() {
@@ -468,8 +493,9 @@ impl<'pool> Chunk<'pool> {
     ) -> Result<NonNull<u8>, AllocError> {
         if bump::padding(ptr.addr().get(), new.align()) == 0 {
             if self.is_newest(ptr, old.size()) {
-                // SAFETY: the new end lies inside the old allocation, in the current block.
-                self.ptr.set(unsafe { ptr.add(new.size()) });
+                // SAFETY: the new end lies inside the old allocation's footprint, in the
+                // current block, and is a multiple of `MIN_ALIGN` (invariant 2).
+                self.ptr.set(unsafe { ptr.add(bump::footprint(new.size())) });
             } else if let Some((_, node)) = self.find_large(ptr, old) {
                 // SAFETY: `node` is a live node (invariant 3) that nothing else borrows.
                 unsafe { (*node.as_ptr()).used = new.size() };

@@ -77,7 +77,7 @@ pub struct TopChunkStats {
 /// let chunk = perfloc::chunk();
 /// chunk.alloc_slice_copy(&[0u8; 100]);
 /// let stats = chunk.stats();
-/// assert_eq!((stats.blocks, stats.used_bytes), (1, 100));
+/// assert_eq!((stats.blocks, stats.used_bytes), (1, 104)); // rounded up to a word
 /// assert!(stats.to_string().contains("1 block"));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -89,8 +89,9 @@ pub struct ChunkStats {
     pub large_blocks: usize,
     /// Total size of those blocks, headers included.
     pub capacity_bytes: usize,
-    /// Bytes handed out (with alignment padding, without block headers). Bytes of the
-    /// newest allocation given back by `deallocate` or `shrink` are not counted.
+    /// Bytes handed out (with alignment padding, each allocation rounded up to a word,
+    /// without block headers). Bytes of the newest allocation given back by `deallocate`
+    /// or `shrink` are not counted.
     pub used_bytes: usize,
 }
 
