@@ -16,7 +16,12 @@ use std::alloc::Layout;
 use std::hint::black_box;
 use std::process::Command;
 
-use allocator_api2::alloc::Allocator;
+use allocator_api2::alloc::{Allocator, Global};
+use allocator_api2::vec::Vec;
+use hashbrown::{DefaultHashBuilder, HashMap};
+
+#[path = "../benches/workload/mod.rs"]
+mod workload;
 
 const N: usize = 100_000;
 const CHILD: &str = "PERFLOC_INSTRUCTIONS_CHILD";
@@ -77,6 +82,70 @@ fn bump_scope_allocate(bump: &bump_scope::Bump, n: usize) {
     }
 }
 
+/// One run of each benchmark case per contender, as in `benches/`: the whole-case
+/// instruction counts are a noise-free cross-check of the wall-clock medians.
+mod cases {
+    use super::*;
+
+    pub const PUSHES: u64 = 100_000;
+    pub const GROWS: u64 = 10_007;
+    pub const REQUESTS: usize = 1_000;
+
+    pub fn vec_push<A: Allocator>(alloc: A) {
+        let mut v: Vec<u64, A> = Vec::new_in(alloc);
+        for i in 0..PUSHES {
+            v.push(black_box(i));
+        }
+        black_box(&v);
+    }
+
+    pub fn vec_reserve_exact_1<A: Allocator>(alloc: A) {
+        let mut v: Vec<u64, A> = Vec::new_in(alloc);
+        for i in 0..GROWS {
+            v.reserve_exact(1);
+            v.push(black_box(i));
+        }
+        black_box(&v);
+    }
+
+    pub fn hashmap_insert<A: Allocator + Clone>(alloc: A) {
+        let mut map: HashMap<u64, u64, DefaultHashBuilder, A> = HashMap::new_in(alloc);
+        for i in 0..PUSHES {
+            map.insert(black_box(i), i);
+        }
+        black_box(&map);
+    }
+}
+
+/// Defines one `#[inline(never)]` function per `case__contender`, `CASES` (their names,
+/// for callgrind's report) and `run_cases`, which calls each once.
+macro_rules! case_fns {
+    ($text:ident; $($name:ident: $body:expr;)*) => {
+        $(#[inline(never)] #[allow(non_snake_case)] fn $name($text: &str) { let _ = $text; $body })*
+        const CASES: &[&str] = &[$(stringify!($name)),*];
+        fn run_cases($text: &str) { $($name($text);)* }
+    };
+}
+
+case_fns! {
+    text;
+    vec_push__perfloc: { let c = perfloc::chunk(); cases::vec_push(&c) };
+    vec_push__bumpalo: { let b = bumpalo::Bump::new(); cases::vec_push(&b) };
+    vec_push__bump_scope: { let b: bump_scope::Bump = bump_scope::Bump::new(); cases::vec_push(&b) };
+    vec_reserve_exact_1__perfloc: { let c = perfloc::chunk(); cases::vec_reserve_exact_1(&c) };
+    vec_reserve_exact_1__bumpalo: { let b = bumpalo::Bump::new(); cases::vec_reserve_exact_1(&b) };
+    vec_reserve_exact_1__bump_scope: { let b: bump_scope::Bump = bump_scope::Bump::new(); cases::vec_reserve_exact_1(&b) };
+    hashmap_insert__perfloc: { let c = perfloc::chunk(); cases::hashmap_insert(&c) };
+    hashmap_insert__bumpalo: { let b = bumpalo::Bump::new(); cases::hashmap_insert(&b) };
+    hashmap_insert__bump_scope: { let b: bump_scope::Bump = bump_scope::Bump::new(); cases::hashmap_insert(&b) };
+    hashmap_insert__global: cases::hashmap_insert(Global);
+    request_cycle_small__perfloc: for _ in 0..cases::REQUESTS { let c = perfloc::chunk(); black_box(workload::handle(text, 1, &c)); };
+    request_cycle_small__bumpalo_new: for _ in 0..cases::REQUESTS { let b = bumpalo::Bump::new(); black_box(workload::handle(text, 1, &b)); };
+    request_cycle_small__bumpalo_reset: { let mut b = bumpalo::Bump::new(); for _ in 0..cases::REQUESTS { black_box(workload::handle(text, 1, &b)); b.reset(); } };
+    request_cycle_small__bump_scope: { let mut b: bump_scope::Bump = bump_scope::Bump::new(); for _ in 0..cases::REQUESTS { black_box(b.scoped(|s| workload::handle(text, 1, &*s))); } };
+    request_cycle_small__global: for _ in 0..cases::REQUESTS { black_box(workload::handle(text, 1, Global)); };
+}
+
 /// Runs every function once on warmed arenas (their chunk already holds `N` allocations).
 fn child() {
     // Warm arenas: each one's current chunk holds N u64s (warmed through other code, since
@@ -98,6 +167,12 @@ fn child() {
     perfloc_allocate(&chunk, N);
     bumpalo_allocate(&bump, N);
     bump_scope_allocate(&scope, N);
+    // Warm perfloc's global pool and the allocator, then run each case once.
+    let text = workload::request_text(1);
+    for _ in 0..100 {
+        black_box(workload::handle(&text, 1, &perfloc::chunk()));
+    }
+    run_cases(&text);
 }
 
 /// Inclusive (instructions, conditional branches, data writes) of `function` in
@@ -167,4 +242,24 @@ fn main() {
     }
     println!("\ninstructions and branches: the loop's own cost (`baseline_*`) subtracted;");
     println!("writes: everything the loop stores per allocation, loop included.");
+
+    println!("\nwhole benchmark cases, one run each (fresh arena; requests: per request)\n");
+    println!("{:<22} {:<15} {:>14} {:>9}", "case", "contender", "instructions", "ratio");
+    let mut perfloc_ir = 0.0;
+    for name in CASES {
+        let (case, contender) = name.split_once("__").expect("case__contender");
+        let (mut ir, _, _) = cost(&annotated, name);
+        if case.starts_with("request") {
+            ir /= cases::REQUESTS as f64;
+        }
+        if contender == "perfloc" {
+            perfloc_ir = ir;
+        }
+        println!(
+            "{case:<22} {:<15} {ir:>14.0} {:>9.2}",
+            contender.replace('_', "-"),
+            perfloc_ir / ir
+        );
+    }
+    println!("\nratio: perfloc's instructions over the contender's.");
 }
