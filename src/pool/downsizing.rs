@@ -16,9 +16,9 @@
 //! # What goes back, and how
 //!
 //! 1. **Whole top chunks** that have had no block in use for `decay` are unmapped
-//!    (`munmap`), except those needed to keep `retain` (plus what is in use) ready: the
-//!    smallest one that covers it (best fit), else the one with the most ready memory, and
-//!    again. Top chunks that traffic uses are never idle that long, so what remains serves
+//!    (`munmap`), except those needed to keep `retain` (plus what is in use) ready: of
+//!    the idle top chunks no larger than `retain`, the smallest one that covers it (best
+//!    fit), else the one with the most ready memory, and again. Top chunks that traffic uses are never idle that long, so what remains serves
 //!    the steady state; the large top chunks mapped for the spike go, each giving back the
 //!    most memory per system call. The doubling then restarts from the largest top chunk
 //!    left.
@@ -116,9 +116,9 @@ impl Pool {
     /// Gives back to the OS what exceeds `keep` bytes of mapped, resident memory.
     ///
     /// 1. Unused top chunks idle since at least `idle_since` (any unused one when `None`)
-    ///    are unmapped, but for those needed to keep `keep` ready: the smallest one that
-    ///    covers what the busy top chunks do not (best fit), else the one with the most
-    ///    ready, and again.
+    ///    are unmapped, but for those needed to keep `keep` ready: among the idle top
+    ///    chunks no larger than `retain`, the smallest one that covers what the busy top
+    ///    chunks do not (best fit), else the one with the most ready, and again.
     ///    Top chunks that steady traffic uses are never idle for long, so they stay; the
     ///    spike's large ones go, each giving back the most per system call.
     /// 2. Free blocks of the remaining top chunks that have stayed free since `idle_since`
@@ -145,15 +145,20 @@ impl Pool {
         idle.sort_by_key(|&i| state.top_chunks[i].size());
         let idle_ready: usize = idle.iter().map(|&i| ready_of(&state.top_chunks[i])).sum();
         let busy_ready = state.mapped_bytes - state.purged_bytes - idle_ready;
+        // Only top chunks no larger than `retain` may be kept for it: keeping a big mapping
+        // for a little retained memory would hold address space for nothing.
+        let (mut keepable, mut doomed): (Vec<usize>, Vec<usize>) =
+            idle.into_iter().partition(|&i| state.top_chunks[i].size() <= self.config.retain);
         let mut needed = keep.saturating_sub(busy_ready);
-        while needed > 0 && !idle.is_empty() {
-            let fit = idle.iter().position(|&i| ready_of(&state.top_chunks[i]) >= needed);
-            let most = (0..idle.len()).max_by_key(|&k| ready_of(&state.top_chunks[idle[k]]));
+        while needed > 0 && !keepable.is_empty() {
+            let fit = keepable.iter().position(|&i| ready_of(&state.top_chunks[i]) >= needed);
+            let most =
+                (0..keepable.len()).max_by_key(|&k| ready_of(&state.top_chunks[keepable[k]]));
             let Some(k) = fit.or(most) else { break };
-            let kept = idle.remove(k);
+            let kept = keepable.remove(k);
             needed = needed.saturating_sub(ready_of(&state.top_chunks[kept]));
         }
-        let mut doomed = idle;
+        doomed.append(&mut keepable);
         doomed.sort_unstable_by(|a, b| b.cmp(a));
         for &i in &doomed {
             let top = state.top_chunks.remove(i);
