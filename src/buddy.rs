@@ -113,6 +113,24 @@ impl Buddy {
         self.free_blocks().any(|(off, len, _)| off <= offset && offset + size <= off + len)
     }
 
+    /// True when every byte of `start..end` lies in some free block (the range may span
+    /// several adjacent free blocks).
+    pub(crate) fn is_free_range(&self, start: usize, end: usize) -> bool {
+        let mut blocks: Vec<(usize, usize)> =
+            self.free_blocks().map(|(o, l, _)| (o, o + l)).collect();
+        blocks.sort_unstable();
+        let mut pos = start;
+        for (block_start, block_end) in blocks {
+            if pos >= end {
+                break;
+            }
+            if block_start <= pos && pos < block_end {
+                pos = block_end;
+            }
+        }
+        pos >= end
+    }
+
     /// Every free block as `(offset, size, freed at)`, smallest order first.
     pub(crate) fn free_blocks(&self) -> impl Iterator<Item = (usize, usize, Instant)> + '_ {
         self.free.iter().enumerate().flat_map(move |(k, set)| {
@@ -207,6 +225,15 @@ mod tests {
         assert_eq!(b.idle_since(), Some(t1));
         let (_, _, at) = b.free_blocks().next().unwrap();
         assert_eq!(at, t1);
+    }
+
+    #[test]
+    fn a_free_range_may_span_adjacent_free_blocks() {
+        let mut b = Buddy::new(1 << 16, 1 << 12, Instant::now());
+        assert_eq!(b.alloc(1 << 12), Some(0)); // splits: free 4K@4K, 8K@8K, 16K@16K, 32K@32K
+        assert!(b.is_free_range(0x1000, 0x10000), "spans four free blocks");
+        assert!(!b.is_free_range(0x800, 0x2000), "starts in the taken block");
+        assert!(!b.is_free(0x1000, 0x2000), "is_free wants a single block");
     }
 
     #[test]

@@ -58,6 +58,8 @@ mod bump;
 mod chunk;
 mod config;
 mod direct;
+#[cfg(feature = "fault-injection")]
+pub mod fault_injection;
 mod os;
 mod pool;
 mod stats;

@@ -8,6 +8,11 @@
 //! - [`unmap`] gives back a whole region returned by [`map`], exactly once, with the same
 //!   size.
 //!
+//! - [`purge`] gives the pages of a free range back while keeping them mapped.
+//!
+//! With the `fault-injection` feature, [`crate::fault_injection`] can make `map` and
+//! `purge` fail on purpose, as the kernel might.
+//!
 //! On unix outside Miri the backend is anonymous private `mmap`/`munmap` through `libc`.
 //! Under Miri (which models only whole-region frees) and on other targets the backend is
 //! the global allocator, with page alignment, so the rest of the crate is identical.
@@ -44,6 +49,10 @@ pub(crate) fn page_size() -> usize {
 /// (including sizes the kernel refuses, such as ones near `isize::MAX`) is `AllocError`.
 #[cfg(all(unix, not(miri)))]
 pub(crate) fn map(size: usize) -> Result<NonNull<u8>, AllocError> {
+    #[cfg(feature = "fault-injection")]
+    if crate::fault_injection::map_fails() {
+        return Err(AllocError);
+    }
     debug_assert!(size != 0 && size % page_size() == 0);
     // SAFETY: an anonymous private mapping with a null hint creates a new region and
     // touches no existing memory; every argument is a valid constant or a plain length.
@@ -91,6 +100,10 @@ const MIRI_MAX_REGION: usize = 1 << 32;
 /// nothing may rely on its contents.
 #[cfg(all(unix, not(miri)))]
 pub(crate) unsafe fn purge(ptr: NonNull<u8>, len: usize) -> Result<(), AllocError> {
+    #[cfg(feature = "fault-injection")]
+    if crate::fault_injection::purge_fails() {
+        return Err(AllocError);
+    }
     // SAFETY: the caller passes a page-aligned range of our own mapping whose contents are
     // unused; MADV_DONTNEED on a private anonymous mapping only drops those pages.
     let rc = unsafe { libc::madvise(ptr.as_ptr().cast(), len, libc::MADV_DONTNEED) };
@@ -105,6 +118,10 @@ pub(crate) unsafe fn purge(ptr: NonNull<u8>, len: usize) -> Result<(), AllocErro
 /// As for the `mmap` backend.
 #[cfg(not(all(unix, not(miri))))]
 pub(crate) unsafe fn purge(_ptr: NonNull<u8>, _len: usize) -> Result<(), AllocError> {
+    #[cfg(feature = "fault-injection")]
+    if crate::fault_injection::purge_fails() {
+        return Err(AllocError);
+    }
     Ok(())
 }
 
@@ -117,6 +134,10 @@ fn region_layout(size: usize) -> Result<core::alloc::Layout, AllocError> {
 /// (global-allocator backend).
 #[cfg(not(all(unix, not(miri))))]
 pub(crate) fn map(size: usize) -> Result<NonNull<u8>, AllocError> {
+    #[cfg(feature = "fault-injection")]
+    if crate::fault_injection::map_fails() {
+        return Err(AllocError);
+    }
     // Miri aborts on an allocation it cannot hold instead of failing it; refuse absurd
     // sizes here, as the kernel would.
     if cfg!(miri) && size > MIRI_MAX_REGION {

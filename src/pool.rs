@@ -111,6 +111,57 @@ struct PoolState {
     next_shrink: Option<Instant>,
 }
 
+impl PoolState {
+    /// With the `check-invariants` feature, panics if the bookkeeping is broken.
+    #[inline]
+    fn check_if_enabled(&self) {
+        #[cfg(feature = "check-invariants")]
+        if let Err(broken) = self.check() {
+            panic!("perfloc: pool invariant broken: {broken}");
+        }
+    }
+
+    /// Verifies the bookkeeping; see [`Pool::check`].
+    fn check(&self) -> Result<(), String> {
+        let state = self;
+        let mut mapped = 0;
+        let mut free = 0;
+        let mut purged = 0;
+        let mut ranges = Vec::new();
+        for top in &state.top_chunks {
+            top.check()?;
+            mapped += top.size();
+            free += top.free_bytes();
+            purged += top.purged_bytes();
+            ranges.push((top.addr(), top.size()));
+        }
+        if purged != state.purged_bytes {
+            return Err(format!(
+                "purged_bytes {} but top chunks sum to {purged}",
+                state.purged_bytes
+            ));
+        }
+        ranges.sort_unstable();
+        if ranges.windows(2).any(|w| w[0].0 + w[0].1 > w[1].0) {
+            return Err("two top chunks overlap".to_owned());
+        }
+        if mapped != state.mapped_bytes {
+            return Err(format!(
+                "mapped_bytes {} but top chunks sum to {mapped}",
+                state.mapped_bytes
+            ));
+        }
+        if mapped - free != state.lent_bytes {
+            return Err(format!(
+                "lent bytes {} but mapped - free = {}",
+                state.lent_bytes,
+                mapped - free
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for Pool {
     fn default() -> Self {
         Self::new()
@@ -227,43 +278,11 @@ impl Pool {
     /// and merged, top chunks do not overlap, and the byte totals agree with the stats.
     ///
     /// Meant for tests and for chasing a bug; it walks every free block.
+    ///
+    /// With the cargo feature `check-invariants`, the pool runs this check itself after
+    /// every change to its bookkeeping, and panics on the first violation.
     pub fn check(&self) -> Result<(), String> {
-        let state = self.lock();
-        let mut mapped = 0;
-        let mut free = 0;
-        let mut purged = 0;
-        let mut ranges = Vec::new();
-        for top in &state.top_chunks {
-            top.check()?;
-            mapped += top.size();
-            free += top.free_bytes();
-            purged += top.purged_bytes();
-            ranges.push((top.addr(), top.size()));
-        }
-        if purged != state.purged_bytes {
-            return Err(format!(
-                "purged_bytes {} but top chunks sum to {purged}",
-                state.purged_bytes
-            ));
-        }
-        ranges.sort_unstable();
-        if ranges.windows(2).any(|w| w[0].0 + w[0].1 > w[1].0) {
-            return Err("two top chunks overlap".to_owned());
-        }
-        if mapped != state.mapped_bytes {
-            return Err(format!(
-                "mapped_bytes {} but top chunks sum to {mapped}",
-                state.mapped_bytes
-            ));
-        }
-        if mapped - free != state.lent_bytes {
-            return Err(format!(
-                "lent bytes {} but mapped - free = {}",
-                state.lent_bytes,
-                mapped - free
-            ));
-        }
-        Ok(())
+        self.lock().check()
     }
 
     pub(crate) fn first_block_size(&self) -> usize {
@@ -348,6 +367,7 @@ impl Pool {
         if mapped {
             self.downsize(state, Instant::now());
         }
+        state.check_if_enabled();
         Ok(Block { ptr, size })
     }
 
@@ -390,6 +410,7 @@ impl Pool {
             state.lent_bytes -= block.size;
         }
         self.downsize(state, now);
+        state.check_if_enabled();
     }
 
     /// Gives every block cached in the shards back to the top chunks; true if there was any.

@@ -158,7 +158,7 @@ impl TopChunk {
         self.buddy.check().map_err(at)?;
         self.purged.check().map_err(at)?;
         for (start, end) in self.purged.ranges() {
-            if !self.buddy.is_free(start, end - start) {
+            if !self.buddy.is_free_range(start, end) {
                 return Err(at(format!("purged range {start:#x}..{end:#x} is not free")));
             }
         }

@@ -95,7 +95,9 @@ impl Pool {
         self.drain_shards();
         let mut state = self.lock();
         let keep = state.lent_bytes.saturating_add(self.config.retain);
-        self.shrink_to(&mut state, keep, None)
+        let released = self.shrink_to(&mut state, keep, None);
+        state.check_if_enabled();
+        released
     }
 
     /// The downsizing policy, run on the slow paths at `now`: gives back free memory that

@@ -3,6 +3,7 @@
 mod allocator;
 mod direct;
 mod downsizing;
+mod faults;
 mod limits;
 mod process_chunks;
 mod scopes;
