@@ -34,10 +34,9 @@ use core::ptr::{self, NonNull};
 
 use allocator_api2::alloc::AllocError;
 
-use crate::bump;
-use crate::os;
 use crate::pool::{Block, Pool};
 use crate::stats::ChunkStats;
+use crate::{asan, bump, os};
 
 /// Header at the start of every regular block.
 #[repr(C)]
@@ -194,6 +193,7 @@ impl<'pool> Chunk<'pool> {
         self.large.set(None);
         self.first.set(keep);
         self.ptr.set(data_start(keep));
+        asan::poison(data_start(keep), self.end.get().addr().get() - data_start(keep).addr().get());
     }
 
     /// The chunk's blocks, large ones first, then the chain from `first` up to (not
@@ -284,6 +284,7 @@ impl<'pool> Chunk<'pool> {
         // current block (invariant 2) and keep its provenance.
         let (start, new) = unsafe { (ptr.add(start - addr), ptr.add(new - addr)) };
         self.ptr.set(new);
+        asan::unpoison(start, new.addr().get() - start.addr().get());
         Some(start)
     }
 
@@ -344,7 +345,9 @@ impl<'pool> Chunk<'pool> {
         self.large.set(Some(node));
         let pad = bump::padding(block.ptr.addr().get(), layout.align());
         // SAFETY: `large_need` reserved room for the padding and the size inside the block.
-        Ok(unsafe { block.ptr.add(pad) })
+        let data = unsafe { block.ptr.add(pad) };
+        asan::unpoison(data, layout.size());
+        Ok(data)
     }
 
     /// True when the allocation at `ptr` of `size` bytes (so of `footprint(size)` bytes in
@@ -401,6 +404,7 @@ impl<'pool> Chunk<'pool> {
     pub(crate) unsafe fn dealloc(&self, ptr: NonNull<u8>, layout: Layout) {
         if self.is_newest(ptr, layout.size()) {
             self.ptr.set(ptr);
+            asan::poison(ptr, bump::footprint(layout.size()));
         } else if self.large.get().is_some() {
             self.dealloc_large(ptr, layout);
         }
@@ -449,6 +453,7 @@ impl<'pool> Chunk<'pool> {
                 // SAFETY: `ptr` starts the newest allocation of the current block and `fit`
                 // checked `end` is within it (invariant 2).
                 self.ptr.set(unsafe { ptr.add(end - addr) });
+                asan::unpoison(ptr, end - addr);
                 return Ok(ptr);
             }
         }
@@ -474,6 +479,7 @@ impl<'pool> Chunk<'pool> {
                 let n = unsafe { &mut *node.as_ptr() };
                 if bump::fit(ptr.addr().get(), block_end(n.block).addr().get(), new).is_some() {
                     n.used = new.size();
+                    asan::unpoison(ptr, new.size());
                     return Ok(ptr);
                 }
             }
@@ -498,7 +504,9 @@ impl<'pool> Chunk<'pool> {
             if self.is_newest(ptr, old.size()) {
                 // SAFETY: the new end lies inside the old allocation's footprint, in the
                 // current block, and is a multiple of `MIN_ALIGN` (invariant 2).
-                self.ptr.set(unsafe { ptr.add(bump::footprint(new.size())) });
+                let new_end = unsafe { ptr.add(bump::footprint(new.size())) };
+                self.ptr.set(new_end);
+                asan::poison(new_end, bump::footprint(old.size()) - bump::footprint(new.size()));
             } else if let Some((_, node)) = self.find_large(ptr, old) {
                 // SAFETY: `node` is a live node (invariant 3) that nothing else borrows.
                 unsafe { (*node.as_ptr()).used = new.size() };
@@ -547,6 +555,9 @@ impl fmt::Debug for Chunk<'_> {
 /// Writes a fresh header at the start of `block` and returns it.
 fn new_header(block: Block) -> NonNull<BlockHeader> {
     let header = block.ptr.cast::<BlockHeader>();
+    // The block comes poisoned from the pool: open its header, keep its data closed until
+    // allocations take it.
+    crate::asan::unpoison(block.ptr, HEADER);
     // SAFETY: the block is at least `MIN_BLOCK_SIZE` bytes, aligned to at least that, and
     // exclusively ours, so a header fits at its start.
     unsafe { header.write(BlockHeader { next: None, size: block.size, used: 0 }) };

@@ -53,6 +53,7 @@
 #![warn(missing_docs)]
 
 mod alloc_impl;
+mod asan;
 mod buddy;
 mod bump;
 mod chunk;

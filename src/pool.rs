@@ -381,6 +381,8 @@ impl Pool {
         let policy_due = {
             let mut cache = self.shard().lock();
             for block in blocks {
+                // The block is the pool's again: nothing may touch it until it is lent.
+                crate::asan::poison(block.ptr, block.size);
                 let cached =
                     self.class_of(block.size).is_some_and(|class| cache.push(class, block, budget));
                 if !cached {

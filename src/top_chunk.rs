@@ -45,6 +45,8 @@ impl TopChunk {
             unsafe { os::unmap(base, size) };
             return Err(AllocError);
         }
+        // Nothing in a fresh top chunk is lent out yet.
+        crate::asan::poison(base, size);
         Ok(TopChunk {
             base,
             buddy: Buddy::new(size, min_block, Instant::now()),
@@ -168,6 +170,7 @@ impl TopChunk {
 
 impl Drop for TopChunk {
     fn drop(&mut self) {
+        crate::asan::unpoison(self.base, self.size());
         // SAFETY: `base`/`size` are the live region this value owns (field invariant);
         // blocks borrowed from it are tied to the pool's lifetime, so none outlive it.
         unsafe { os::unmap(self.base, self.size()) }

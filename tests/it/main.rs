@@ -1,6 +1,7 @@
 //! Integration tests, one binary: each module covers one behaviour of the crate.
 
 mod allocator;
+mod asan;
 mod direct;
 mod downsizing;
 mod faults;
