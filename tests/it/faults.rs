@@ -7,6 +7,9 @@ use perfloc::fault_injection::{clear, fail_next_maps, fail_next_purges};
 use perfloc::{Chunk, Pool};
 use std::alloc::Layout;
 
+/// An allocation filled with a pattern: where, how long, and the pattern's id.
+type Patterned = (std::ptr::NonNull<u8>, usize, usize);
+
 /// Disarms faults even when a test fails, so other tests on this thread are unaffected.
 struct Armed;
 impl Drop for Armed {
@@ -115,7 +118,7 @@ fn random_faults_on_every_path_never_corrupt_or_leak() {
         seed ^= seed << 17;
         seed as usize
     };
-    let mut held: Vec<(Chunk<'_>, Vec<(std::ptr::NonNull<u8>, usize, usize)>)> = Vec::new();
+    let mut held: Vec<(Chunk<'_>, Vec<Patterned>)> = Vec::new();
     let (mut failures, mut successes) = (0, 0);
     for id in 0..2000usize {
         match next() % 8 {
