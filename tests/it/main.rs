@@ -6,6 +6,7 @@ mod direct;
 mod downsizing;
 mod faults;
 mod limits;
+mod model;
 mod process_chunks;
 mod scopes;
 mod stats;

@@ -1,0 +1,360 @@
+//! Model-based property tests: random operation sequences over two pools and their
+//! chunks, checked after every step against a model of what must hold.
+//!
+//! - `operations_keep_every_allocation_intact`: allocations with random layouts (0..64 KiB,
+//!   alignment 1..4096, now and then about 1 MiB), `grow`/`shrink`/`deallocate` on random
+//!   live allocations, child scopes, `reset`, chunks dropped in random order, `trim`. After
+//!   every step: no two live allocations overlap, alignment holds, every pattern is intact
+//!   (edges at each step, whole at the end of a case), the pools' figures agree with the
+//!   model; after all chunks drop, `in_use_bytes` is 0 and `Pool::check` passes.
+//! - `collections_in_chunks_match_std`: hashbrown `HashMap`s and allocator-api2 `Vec`s in
+//!   chunks, driven by random operations, compared with std collections.
+//!
+//! Case counts: `PERFLOC_MODEL_CASES` (default 32) cases of up to `PERFLOC_MODEL_OPS`
+//! (default 400) operations each. CI runs a million operations in release mode:
+//! `PERFLOC_MODEL_CASES=1000 PERFLOC_MODEL_OPS=2000 cargo test --release --test it model`.
+
+use crate::util::{KIB, MIB, fill, intact};
+use allocator_api2::alloc::Allocator;
+use allocator_api2::vec::Vec as AVec;
+use hashbrown::{DefaultHashBuilder, HashMap};
+use perfloc::{Chunk, Pool};
+use proptest::prelude::*;
+use std::alloc::Layout;
+use std::ptr::NonNull;
+
+fn env(name: &str, default: u32) -> u32 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: env("PERFLOC_MODEL_CASES", 32),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+fn max_ops() -> usize {
+    env("PERFLOC_MODEL_OPS", 400) as usize
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    NewChunk { pool: usize },
+    Alloc { chunk: usize, size: usize, align_shift: u32 },
+    Grow { alloc: usize, extra: usize },
+    Shrink { alloc: usize, keep_percent: usize },
+    Dealloc { alloc: usize },
+    Child { parent: usize, allocs: Vec<(usize, u32)> },
+    Reset { chunk: usize },
+    DropChunk { chunk: usize },
+    Trim { pool: usize },
+}
+
+fn size() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        8 => 0..256usize,
+        4 => 0..(64 * KIB),
+        1 => (MIB / 2)..(2 * MIB),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let pick = any::<usize>();
+    prop_oneof![
+        2 => (0..2usize).prop_map(|pool| Op::NewChunk { pool }),
+        12 => (pick.clone(), size(), 0..=12u32).prop_map(|(chunk, size, align_shift)| Op::Alloc { chunk, size, align_shift }),
+        3 => (pick.clone(), 0..(8 * KIB)).prop_map(|(alloc, extra)| Op::Grow { alloc, extra }),
+        2 => (pick.clone(), 0..100usize).prop_map(|(alloc, keep_percent)| Op::Shrink { alloc, keep_percent }),
+        3 => pick.clone().prop_map(|alloc| Op::Dealloc { alloc }),
+        1 => (pick.clone(), prop::collection::vec((0..(16 * KIB), 0..=8u32), 0..8))
+            .prop_map(|(parent, allocs)| Op::Child { parent, allocs }),
+        1 => pick.clone().prop_map(|chunk| Op::Reset { chunk }),
+        2 => pick.clone().prop_map(|chunk| Op::DropChunk { chunk }),
+        1 => (0..2usize).prop_map(|pool| Op::Trim { pool }),
+    ]
+}
+
+/// A live allocation of the model: which chunk, where, its layout, its pattern's id.
+#[derive(Debug, Clone, Copy)]
+struct Live {
+    chunk: u64,
+    ptr: NonNull<u8>,
+    layout: Layout,
+    id: usize,
+}
+
+impl Live {
+    fn bytes(&self) -> &mut [u8] {
+        // SAFETY: a live allocation of `layout` in a live chunk (the model drops it with
+        // its chunk or on deallocation).
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.layout.size()) }
+    }
+
+    /// The pattern at the edges (cheap, every step).
+    fn edges_intact(&self) -> bool {
+        let bytes = self.bytes();
+        let n = bytes.len();
+        let (head, tail) = (n.min(64), n.saturating_sub(64));
+        (0..head).chain(tail..n).all(|i| bytes[i] == crate::util::pattern(self.id, i))
+    }
+}
+
+/// Checks after every step: alignment, no overlap, edges intact, live chunk counts.
+fn check_step(live: &[Live], pools: &[Pool; 2], chunks_alive: [usize; 2]) {
+    let mut ranges: Vec<(usize, usize)> = live
+        .iter()
+        .filter(|l| l.layout.size() > 0)
+        .map(|l| {
+            assert_eq!(l.ptr.as_ptr() as usize % l.layout.align(), 0, "alignment of {l:?}");
+            assert!(l.edges_intact(), "pattern of {l:?}");
+            (l.ptr.as_ptr() as usize, l.layout.size())
+        })
+        .collect();
+    ranges.sort_unstable();
+    for w in ranges.windows(2) {
+        assert!(w[0].0 + w[0].1 <= w[1].0, "live allocations overlap: {w:?}");
+    }
+    for (pool, alive) in pools.iter().zip(chunks_alive) {
+        assert_eq!(pool.stats().live_chunks, alive, "live chunks");
+    }
+}
+
+fn run(ops: Vec<Op>) {
+    let pools = [
+        Pool::builder().first_top_chunk_size(64 * KIB).first_block_size(4 * KIB).build().unwrap(),
+        Pool::builder()
+            .first_top_chunk_size(256 * KIB)
+            .first_block_size(MIN_BLOCK)
+            .retain(0)
+            .build()
+            .unwrap(),
+    ];
+    const MIN_BLOCK: usize = perfloc::MIN_BLOCK_SIZE;
+    // Chunks with a unique key, the pool they come from, and the model's allocations.
+    let mut chunks: Vec<(u64, usize, Chunk<'_>)> = Vec::new();
+    let mut live: Vec<Live> = Vec::new();
+    let (mut next_key, mut next_id) = (0u64, 0usize);
+    let alive = |chunks: &[(u64, usize, Chunk<'_>)]| {
+        let mut n = [0; 2];
+        chunks.iter().for_each(|c| n[c.1] += 1);
+        n
+    };
+    for op in ops {
+        match op {
+            Op::NewChunk { pool } => {
+                chunks.push((next_key, pool, pools[pool].chunk()));
+                next_key += 1;
+            }
+            Op::Alloc { chunk, size, align_shift } if !chunks.is_empty() => {
+                let (key, _, c) = &chunks[chunk % chunks.len()];
+                let layout = Layout::from_size_align(size, 1 << align_shift).unwrap();
+                let ptr = (&c).allocate(layout).expect("within memory").cast::<u8>();
+                let l = Live { chunk: *key, ptr, layout, id: next_id };
+                next_id += 1;
+                fill(l.bytes(), l.id);
+                live.push(l);
+            }
+            Op::Grow { alloc, extra } if !live.is_empty() => {
+                let k = alloc % live.len();
+                let l = live[k];
+                let c = &chunks.iter().find(|c| c.0 == l.chunk).expect("its chunk").2;
+                let new =
+                    Layout::from_size_align(l.layout.size() + extra, l.layout.align()).unwrap();
+                // SAFETY: `l` is a live allocation of `l.layout` in `c`.
+                let ptr =
+                    unsafe { (&c).grow(l.ptr, l.layout, new) }.expect("within memory").cast::<u8>();
+                let grown = Live { ptr, layout: new, ..l };
+                assert!(intact(&grown.bytes()[..l.layout.size()], l.id), "grow kept the data");
+                fill(grown.bytes(), l.id);
+                live[k] = grown;
+            }
+            Op::Shrink { alloc, keep_percent } if !live.is_empty() => {
+                let k = alloc % live.len();
+                let l = live[k];
+                let c = &chunks.iter().find(|c| c.0 == l.chunk).expect("its chunk").2;
+                let new =
+                    Layout::from_size_align(l.layout.size() * keep_percent / 100, l.layout.align())
+                        .unwrap();
+                // SAFETY: `l` is a live allocation of `l.layout` in `c`.
+                let ptr =
+                    unsafe { (&c).shrink(l.ptr, l.layout, new) }.expect("shrinks").cast::<u8>();
+                live[k] = Live { ptr, layout: new, ..l };
+                assert!(intact(live[k].bytes(), l.id), "shrink kept the data");
+            }
+            Op::Dealloc { alloc } if !live.is_empty() => {
+                let l = live.swap_remove(alloc % live.len());
+                let c = &chunks.iter().find(|c| c.0 == l.chunk).expect("its chunk").2;
+                // SAFETY: `l` is a live allocation of `l.layout` in `c`, given up here.
+                unsafe { (&c).deallocate(l.ptr, l.layout) };
+            }
+            Op::Child { parent, allocs } if !chunks.is_empty() => {
+                let (_, pool, c) = &chunks[parent % chunks.len()];
+                let before = pools[*pool].stats().in_use_bytes;
+                {
+                    let child = c.child();
+                    let mut mine = Vec::new();
+                    for (size, shift) in allocs {
+                        let layout = Layout::from_size_align(size, 1 << shift).unwrap();
+                        let l = Live {
+                            chunk: u64::MAX,
+                            ptr: child.alloc_layout(layout),
+                            layout,
+                            id: next_id,
+                        };
+                        next_id += 1;
+                        fill(l.bytes(), l.id);
+                        mine.push(l);
+                    }
+                    let all: Vec<Live> = live.iter().copied().chain(mine.iter().copied()).collect();
+                    let mut counts = alive(&chunks);
+                    counts[*pool] += 1;
+                    check_step(&all, &pools, counts);
+                }
+                assert!(
+                    pools[*pool].stats().in_use_bytes <= before,
+                    "the child's blocks went back"
+                );
+            }
+            Op::Reset { chunk } if !chunks.is_empty() => {
+                let k = chunk % chunks.len();
+                let key = chunks[k].0;
+                live.retain(|l| l.chunk != key);
+                chunks[k].2.reset();
+                assert_eq!(chunks[k].2.stats().used_bytes, 0);
+            }
+            Op::DropChunk { chunk } if !chunks.is_empty() => {
+                let (key, _, c) = chunks.swap_remove(chunk % chunks.len());
+                live.retain(|l| l.chunk != key);
+                drop(c);
+            }
+            Op::Trim { pool } => {
+                pools[pool].trim();
+            }
+            _ => {}
+        }
+        check_step(&live, &pools, alive(&chunks));
+    }
+    for l in &live {
+        assert!(intact(l.bytes(), l.id), "pattern of {l:?}");
+    }
+    drop(chunks);
+    for pool in &pools {
+        let stats = pool.stats();
+        assert_eq!((stats.in_use_bytes, stats.live_chunks), (0, 0), "{stats}");
+        pool.check().unwrap();
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn operations_keep_every_allocation_intact(ops in prop::collection::vec(op(), 0..max_ops())) {
+        run(ops);
+    }
+}
+
+#[derive(Debug, Clone)]
+enum CollectionOp {
+    Insert(u32, u32),
+    Remove(u32),
+    Push(u32),
+    Pop,
+    Extend(u16),
+    Truncate(u16),
+    ShrinkToFit,
+    Reserve(u16),
+    Restart,
+}
+
+fn collection_op() -> impl Strategy<Value = CollectionOp> {
+    prop_oneof![
+        6 => (0..512u32, any::<u32>()).prop_map(|(k, v)| CollectionOp::Insert(k, v)),
+        3 => (0..512u32).prop_map(CollectionOp::Remove),
+        6 => any::<u32>().prop_map(CollectionOp::Push),
+        2 => Just(CollectionOp::Pop),
+        1 => (0..2000u16).prop_map(CollectionOp::Extend),
+        1 => any::<u16>().prop_map(CollectionOp::Truncate),
+        1 => Just(CollectionOp::ShrinkToFit),
+        1 => any::<u16>().prop_map(CollectionOp::Reserve),
+        1 => Just(CollectionOp::Restart),
+    ]
+}
+
+/// One scope's collections: a map and two vectors that interleave their growth.
+struct Collections<A: Allocator + Clone> {
+    map: HashMap<u32, u32, DefaultHashBuilder, A>,
+    vec: AVec<u32, A>,
+    other: AVec<u64, A>,
+}
+
+impl<A: Allocator + Clone> Collections<A> {
+    fn new(alloc: A) -> Self {
+        Collections {
+            map: HashMap::new_in(alloc.clone()),
+            vec: AVec::new_in(alloc.clone()),
+            other: AVec::new_in(alloc),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn collections_in_chunks_match_std(ops in prop::collection::vec(collection_op(), 0..max_ops())) {
+        let pool = Pool::builder().first_top_chunk_size(64 * KIB).first_block_size(4 * KIB).build().unwrap();
+        let mut chunk = pool.chunk();
+        let mut std_map = std::collections::HashMap::new();
+        let mut std_vec: Vec<u32> = Vec::new();
+        let mut std_other: Vec<u64> = Vec::new();
+        let mut ours = Collections::new(&chunk);
+        for op in ops {
+            match op {
+                CollectionOp::Insert(k, v) => prop_assert_eq!(ours.map.insert(k, v), std_map.insert(k, v)),
+                CollectionOp::Remove(k) => prop_assert_eq!(ours.map.remove(&k), std_map.remove(&k)),
+                CollectionOp::Push(v) => {
+                    ours.vec.push(v);
+                    ours.other.push(u64::from(v));
+                    std_vec.push(v);
+                    std_other.push(u64::from(v));
+                }
+                CollectionOp::Pop => prop_assert_eq!(ours.vec.pop(), std_vec.pop()),
+                CollectionOp::Extend(n) => {
+                    ours.vec.extend(0..u32::from(n));
+                    std_vec.extend(0..u32::from(n));
+                }
+                CollectionOp::Truncate(n) => {
+                    ours.vec.truncate(usize::from(n));
+                    std_vec.truncate(usize::from(n));
+                }
+                CollectionOp::ShrinkToFit => {
+                    ours.vec.shrink_to_fit();
+                    ours.map.shrink_to_fit();
+                }
+                CollectionOp::Reserve(n) => ours.vec.reserve(usize::from(n)),
+                CollectionOp::Restart => {
+                    // Everything goes; the chunk is reset and new collections start.
+                    drop(ours);
+                    chunk.reset();
+                    ours = Collections::new(&chunk);
+                    std_map.clear();
+                    std_vec.clear();
+                    std_other.clear();
+                }
+            }
+            prop_assert_eq!(ours.vec.as_slice(), std_vec.as_slice());
+            prop_assert_eq!(ours.map.len(), std_map.len());
+        }
+        for (k, v) in &std_map {
+            prop_assert_eq!(ours.map.get(k), Some(v));
+        }
+        prop_assert_eq!(ours.other.as_slice(), std_other.as_slice());
+        drop(ours);
+        drop(chunk);
+        prop_assert_eq!(pool.stats().in_use_bytes, 0);
+        pool.check().unwrap();
+    }
+}
