@@ -10,6 +10,7 @@ mod model;
 mod process_chunks;
 mod scopes;
 mod stats;
+mod stress;
 mod threads;
 mod top_chunks;
 mod util;
