@@ -135,7 +135,7 @@ fn memory_above_retain_goes_back_after_decay_under_steady_traffic() {
 
 #[test]
 fn steady_traffic_after_a_spike_does_not_map_and_unmap_in_a_loop() {
-    let decay = Duration::from_millis(50);
+    let decay = Duration::from_millis(200);
     let pool = pool(MIB, decay);
     drop(spike(&pool, 64 * MIB, MIB));
     // Recovery: steady traffic until the spike's memory is gone.
