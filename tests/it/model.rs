@@ -64,14 +64,14 @@ fn op() -> impl Strategy<Value = Op> {
     let pick = any::<usize>();
     prop_oneof![
         2 => (0..2usize).prop_map(|pool| Op::NewChunk { pool }),
-        12 => (pick.clone(), size(), 0..=12u32).prop_map(|(chunk, size, align_shift)| Op::Alloc { chunk, size, align_shift }),
-        3 => (pick.clone(), 0..(8 * KIB)).prop_map(|(alloc, extra)| Op::Grow { alloc, extra }),
-        2 => (pick.clone(), 0..100usize).prop_map(|(alloc, keep_percent)| Op::Shrink { alloc, keep_percent }),
-        3 => pick.clone().prop_map(|alloc| Op::Dealloc { alloc }),
-        1 => (pick.clone(), prop::collection::vec((0..(16 * KIB), 0..=8u32), 0..8))
+        12 => (pick, size(), 0..=12u32).prop_map(|(chunk, size, align_shift)| Op::Alloc { chunk, size, align_shift }),
+        3 => (pick, 0..(8 * KIB)).prop_map(|(alloc, extra)| Op::Grow { alloc, extra }),
+        2 => (pick, 0..100usize).prop_map(|(alloc, keep_percent)| Op::Shrink { alloc, keep_percent }),
+        3 => pick.prop_map(|alloc| Op::Dealloc { alloc }),
+        1 => (pick, prop::collection::vec((0..(16 * KIB), 0..=8u32), 0..8))
             .prop_map(|(parent, allocs)| Op::Child { parent, allocs }),
-        1 => pick.clone().prop_map(|chunk| Op::Reset { chunk }),
-        2 => pick.clone().prop_map(|chunk| Op::DropChunk { chunk }),
+        1 => pick.prop_map(|chunk| Op::Reset { chunk }),
+        2 => pick.prop_map(|chunk| Op::DropChunk { chunk }),
         1 => (0..2usize).prop_map(|pool| Op::Trim { pool }),
     ]
 }
