@@ -86,6 +86,9 @@ struct Live {
 }
 
 impl Live {
+    // The model owns the allocation's bytes; no other reference to them is alive when a
+    // step writes or reads them.
+    #[allow(clippy::mut_from_ref)]
     fn bytes(&self) -> &mut [u8] {
         // SAFETY: a live allocation of `layout` in a live chunk (the model drops it with
         // its chunk or on deallocation).
