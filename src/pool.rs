@@ -282,7 +282,24 @@ impl Pool {
     /// With the cargo feature `check-invariants`, the pool runs this check itself after
     /// every change to its bookkeeping, and panics on the first violation.
     pub fn check(&self) -> Result<(), String> {
-        self.lock().check()
+        // Shards first (the lock order everywhere): blocks they cache must not be free.
+        let mut cached = Vec::new();
+        for shard in &self.shards {
+            shard.lock().blocks(self.config.first_block_size, &mut cached);
+        }
+        let state = self.lock();
+        state.check()?;
+        for block in cached {
+            let top = state
+                .top_chunks
+                .iter()
+                .find(|top| top.contains(block.ptr))
+                .ok_or_else(|| format!("cached block at {:p} is in no top chunk", block.ptr))?;
+            if top.is_free(block.ptr, block.size) {
+                return Err(format!("block at {:p} is both cached and free", block.ptr));
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn first_block_size(&self) -> usize {

@@ -95,6 +95,11 @@ impl TopChunk {
         self.buddy.can_hold(size)
     }
 
+    /// True when the block of `size` bytes at `ptr` lies inside a free block.
+    pub(crate) fn is_free(&self, ptr: NonNull<u8>, size: usize) -> bool {
+        self.offset_of(ptr).is_some_and(|offset| self.buddy.is_free(offset, size))
+    }
+
     /// Takes a free block of `size` bytes (a power of two), lowest address first.
     pub(crate) fn alloc(&mut self, size: usize) -> Option<NonNull<u8>> {
         let offset = self.buddy.alloc(size)?;

@@ -120,6 +120,19 @@ impl ShardCache {
         self.releases % POLICY_EVERY == 0
     }
 
+    /// Copies the cached blocks into `out` (for the invariant checker).
+    pub(crate) fn blocks(&self, first_block_size: usize, out: &mut Vec<Block>) {
+        for (class, blocks) in self.blocks.iter().enumerate() {
+            let len = usize::from(self.lens[class]);
+            out.extend(
+                blocks[..len]
+                    .iter()
+                    .flatten()
+                    .map(|&ptr| Block { ptr, size: first_block_size << class }),
+            );
+        }
+    }
+
     /// Empties the cache into `out`; class `k` blocks are `first_block_size << k` bytes.
     pub(crate) fn drain(&mut self, first_block_size: usize, out: &mut Vec<Block>) {
         for (class, blocks) in self.blocks.iter_mut().enumerate() {
