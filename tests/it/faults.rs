@@ -111,13 +111,7 @@ fn random_faults_on_every_path_never_corrupt_or_leak() {
         .decay(std::time::Duration::ZERO)
         .build()
         .unwrap();
-    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed as usize
-    };
+    let mut next = crate::util::rng(0x9E37_79B9_7F4A_7C15u64);
     let mut held: Vec<(Chunk<'_>, Vec<Patterned>)> = Vec::new();
     let (mut failures, mut successes) = (0, 0);
     for id in 0..2000usize {

@@ -85,13 +85,7 @@ impl Held<'_> {
 fn chunks_may_drop_in_any_order_and_their_blocks_are_reused() {
     let pool = small_pool();
     let mut held: std::vec::Vec<Held<'_>> = std::vec::Vec::new();
-    let mut seed = 0x2545_F491_4F6C_DD1Du64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed as usize
-    };
+    let mut next = crate::util::rng(0x2545_F491_4F6C_DD1Du64);
     for id in 0..3000 {
         if held.len() > 20 || (!held.is_empty() && next() % 3 == 0) {
             let victim = held.swap_remove(next() % held.len());

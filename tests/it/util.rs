@@ -35,3 +35,13 @@ pub fn intact(bytes: &[u8], id: usize) -> bool {
 pub fn check(pool: &Pool) {
     pool.check().unwrap_or_else(|e| panic!("pool invariant broken: {e}"));
 }
+
+/// A small deterministic random number generator (xorshift64) for test workloads.
+pub fn rng(mut seed: u64) -> impl FnMut() -> usize {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed as usize
+    }
+}
