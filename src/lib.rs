@@ -37,8 +37,13 @@
 //!   pool and bumps upward in it. When the block is full it takes a successor twice the
 //!   size and links it from the old block's header; all of them live as long as the chunk.
 //!   Bumping upward lets the newest allocation grow and shrink in place.
+//! - **Shards.** Each thread takes and gives back blocks through a small cache of its own in
+//!   the pool, so chunks made and dropped in steady state take no pool-wide lock.
 //! - **Scopes.** [`Chunk::child`] makes a nested scope; [`Chunk::reset`] forgets everything
 //!   and keeps the largest block; dropping the chunk returns its blocks.
+//! - **Downsizing.** Free memory above [`PoolBuilder::retain`] that has stayed free for
+//!   [`PoolBuilder::decay`] goes back to the OS by itself (idle top chunks unmapped, long-free
+//!   blocks purged with `madvise`); [`Pool::trim`] does it at once.
 //!
 //! Values placed with [`Chunk::alloc`] and friends never have their destructors run (as
 //! with bumpalo); values in `Box`, `Vec` or `HashMap` in a chunk are dropped by those
@@ -49,6 +54,13 @@
 //! Allocation failure is [`AllocError`]: `try_` methods and `Vec::try_reserve` return it,
 //! the others panic with a message (as `Vec::push` aborts). A bad setting is a
 //! [`ConfigError`] naming it. After any error the pool keeps working.
+//!
+//! ## Features
+//!
+//! - `check-invariants`: the pool runs [`Pool::check`] after every change to its
+//!   bookkeeping and panics on a violation (slow; for chasing a bug).
+//! - `fault-injection`: `perfloc::fault_injection` makes `mmap`/`madvise` fail on purpose,
+//!   for tests of code that must survive it.
 
 #![warn(missing_docs)]
 
