@@ -34,6 +34,7 @@ use core::ptr::{self, NonNull};
 
 use allocator_api2::alloc::AllocError;
 
+use crate::config::MAX_SIZE;
 use crate::pool::{Block, Pool};
 use crate::stats::ChunkStats;
 use crate::{asan, bump, os};
@@ -120,9 +121,6 @@ pub struct Chunk<'pool> {
 // returns them to is `Sync`. Moving the whole chunk to another thread moves that ownership.
 unsafe impl Send for Chunk<'_> {}
 
-/// Largest block size a chunk asks for by doubling.
-const MAX_NEXT_SIZE: usize = 1 << (usize::BITS - 2);
-
 impl<'pool> Chunk<'pool> {
     pub(crate) fn new(pool: &'pool Pool) -> Result<Self, AllocError> {
         let size = pool.first_block_size();
@@ -134,7 +132,7 @@ impl<'pool> Chunk<'pool> {
             current: Cell::new(header),
             first: Cell::new(header),
             large: Cell::new(None),
-            next_size: Cell::new((size * 2).min(MAX_NEXT_SIZE)),
+            next_size: Cell::new((size * 2).min(MAX_SIZE)),
             pool,
         })
     }
@@ -261,8 +259,8 @@ impl<'pool> Chunk<'pool> {
     /// Allocates memory for `layout`, or returns `AllocError` if the pool has none to give.
     /// The memory is uninitialised and lives until the chunk is reset or dropped.
     ///
-    /// Zero-size layouts succeed and use at most alignment padding; every alignment a `Layout` can hold
-    /// works.
+    /// Zero-size layouts succeed and use at most alignment padding; every alignment a
+    /// `Layout` can hold works.
     #[inline(always)]
     pub fn try_alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         match self.bump(layout) {
@@ -301,7 +299,7 @@ impl<'pool> Chunk<'pool> {
         match bump::regular_need(HEADER, layout, page) {
             Some(need) if need <= next => {
                 self.push_successor(next)?;
-                self.next_size.set(next.saturating_mul(2).min(MAX_NEXT_SIZE));
+                self.next_size.set(next.saturating_mul(2).min(MAX_SIZE));
                 Ok(self.bump(layout).expect("a successor block holds the request it was sized for"))
             }
             _ => self.alloc_large(layout, page),
@@ -433,8 +431,7 @@ impl<'pool> Chunk<'pool> {
     /// Grows in place when possible, else moves; see the `Allocator` impl for `&Chunk`.
     ///
     /// Kept out of line: inlined into every `Vec` type's growth path it bloats the
-    /// caller's hot loops (measured: +20% on `request_cycle_small`). The newest allocation
-    /// is handled here; large blocks and moves in `grow_elsewhere`.
+    /// caller's hot loops (measured: +20% on `request_cycle_small`).
     ///
     /// # Safety
     ///
@@ -448,36 +445,19 @@ impl<'pool> Chunk<'pool> {
         new: Layout,
     ) -> Result<NonNull<u8>, AllocError> {
         let addr = ptr.addr().get();
-        if self.is_newest(ptr, old.size()) && bump::padding(addr, new.align()) == 0 {
-            if let Some((_, end)) = bump::fit(addr, self.end.get().addr().get(), new) {
-                // SAFETY: `ptr` starts the newest allocation of the current block and `fit`
-                // checked `end` is within it (invariant 2).
-                self.ptr.set(unsafe { ptr.add(end - addr) });
-                asan::unpoison(ptr, end - addr);
-                return Ok(ptr);
-            }
-        }
-        // SAFETY: the caller's contract is `grow_elsewhere`'s.
-        unsafe { self.grow_elsewhere(ptr, old, new) }
-    }
-
-    /// Grows a large allocation in place while its block has room, else moves.
-    ///
-    /// # Safety
-    ///
-    /// As for [`Chunk::grow`].
-    #[inline(never)]
-    unsafe fn grow_elsewhere(
-        &self,
-        ptr: NonNull<u8>,
-        old: Layout,
-        new: Layout,
-    ) -> Result<NonNull<u8>, AllocError> {
-        if bump::padding(ptr.addr().get(), new.align()) == 0 {
-            if let Some((_, node)) = self.find_large(ptr, old) {
+        if bump::padding(addr, new.align()) == 0 {
+            if self.is_newest(ptr, old.size()) {
+                if let Some((_, end)) = bump::fit(addr, self.end.get().addr().get(), new) {
+                    // SAFETY: `ptr` starts the newest allocation of the current block and
+                    // `fit` checked `end` is within it (invariant 2).
+                    self.ptr.set(unsafe { ptr.add(end - addr) });
+                    asan::unpoison(ptr, end - addr);
+                    return Ok(ptr);
+                }
+            } else if let Some((_, node)) = self.find_large(ptr, old) {
                 // SAFETY: `node` is a live node (invariant 3) that nothing else borrows.
                 let n = unsafe { &mut *node.as_ptr() };
-                if bump::fit(ptr.addr().get(), block_end(n.block).addr().get(), new).is_some() {
+                if bump::fit(addr, block_end(n.block).addr().get(), new).is_some() {
                     n.used = new.size();
                     asan::unpoison(ptr, new.size());
                     return Ok(ptr);

@@ -9,7 +9,7 @@ use crate::Pool;
 pub const MIN_BLOCK_SIZE: usize = 256;
 
 /// Largest size any setting may take: `2^(usize::BITS - 2)`, so doubling never overflows.
-const MAX_SIZE: usize = 1 << (usize::BITS - 2);
+pub(crate) const MAX_SIZE: usize = 1 << (usize::BITS - 2);
 
 /// The validated settings of a pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -478,7 +478,7 @@ impl Pool {
         // Every mapping advances the regular sequence, so sustained large requests soon
         // find regular top chunks big enough for several of them; an oversized top chunk
         // does not become the base of the doubling.
-        state.next_top_size = state.next_top_size.saturating_mul(2).min(1 << (usize::BITS - 2));
+        state.next_top_size = state.next_top_size.saturating_mul(2).min(crate::config::MAX_SIZE);
         state.mapped_bytes += size;
         state.peak_mapped_bytes = state.peak_mapped_bytes.max(state.mapped_bytes);
         state.top_chunks.push(top);

@@ -69,6 +69,11 @@ impl TopChunk {
         self.purged.bytes()
     }
 
+    /// Mapped bytes not purged: what this top chunk holds ready (in use or resident free).
+    pub(crate) fn ready_bytes(&self) -> usize {
+        self.size() - self.purged_bytes()
+    }
+
     /// When the top chunk last became unused, if it is unused.
     pub(crate) fn idle_since(&self) -> Option<Instant> {
         self.buddy.idle_since()

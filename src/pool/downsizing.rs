@@ -136,7 +136,6 @@ impl Pool {
         idle_since: Option<Instant>,
     ) -> usize {
         let mut released = 0;
-        let ready_of = |top: &TopChunk| top.size() - top.purged_bytes();
         let mut idle: Vec<usize> = (0..state.top_chunks.len())
             .filter(|&i| {
                 state.top_chunks[i]
@@ -145,7 +144,7 @@ impl Pool {
             })
             .collect();
         idle.sort_by_key(|&i| state.top_chunks[i].size());
-        let idle_ready: usize = idle.iter().map(|&i| ready_of(&state.top_chunks[i])).sum();
+        let idle_ready: usize = idle.iter().map(|&i| state.top_chunks[i].ready_bytes()).sum();
         let busy_ready = state.mapped_bytes - state.purged_bytes - idle_ready;
         // Only top chunks no larger than `retain` may be kept for it: keeping a big mapping
         // for a little retained memory would hold address space for nothing.
@@ -153,12 +152,12 @@ impl Pool {
             idle.into_iter().partition(|&i| state.top_chunks[i].size() <= self.config.retain);
         let mut needed = keep.saturating_sub(busy_ready);
         while needed > 0 && !keepable.is_empty() {
-            let fit = keepable.iter().position(|&i| ready_of(&state.top_chunks[i]) >= needed);
+            let fit = keepable.iter().position(|&i| state.top_chunks[i].ready_bytes() >= needed);
             let most =
-                (0..keepable.len()).max_by_key(|&k| ready_of(&state.top_chunks[keepable[k]]));
+                (0..keepable.len()).max_by_key(|&k| state.top_chunks[keepable[k]].ready_bytes());
             let Some(k) = fit.or(most) else { break };
             let kept = keepable.remove(k);
-            needed = needed.saturating_sub(ready_of(&state.top_chunks[kept]));
+            needed = needed.saturating_sub(state.top_chunks[kept].ready_bytes());
         }
         doomed.append(&mut keepable);
         doomed.sort_unstable_by(|a, b| b.cmp(a));
@@ -166,7 +165,7 @@ impl Pool {
             let top = state.top_chunks.remove(i);
             state.mapped_bytes -= top.size();
             state.purged_bytes -= top.purged_bytes();
-            released += top.size() - top.purged_bytes();
+            released += top.ready_bytes();
             state.munmap_calls += 1;
             drop(top); // unmaps
         }
