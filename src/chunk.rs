@@ -12,6 +12,11 @@
 //!   must not inflate every later block), carry no header (their [`LargeNode`] lives in the
 //!   chunk's own bump memory), and go back to the pool as soon as that allocation is
 //!   deallocated, like Postgres' dedicated blocks for chunks above `allocChunkLimit`.
+//!   Whether an allocation lives in a large block is decided by its address (the chunk
+//!   knows every large block's range), never by the layout the caller passes: after a
+//!   `shrink` a large allocation may have any size. Shrinking one to size zero gives its
+//!   block back at once (a zero-size allocation owns nothing).
+//! - **Reset** keeps the largest block, large or regular, as the only regular block.
 //!
 //! # Invariants (relied on by every `unsafe` block in this module)
 //!
@@ -172,7 +177,9 @@ impl<'pool> Chunk<'pool> {
     }
 
     /// Forgets everything allocated and keeps only the largest block for reuse, like
-    /// `bumpalo::Bump::reset`. The other blocks go back to the pool.
+    /// `bumpalo::Bump::reset` and Postgres' keeper block. The other blocks go back to the
+    /// pool. The largest block may be one that held a large allocation: it becomes the
+    /// chunk's only regular block, so the same work fits again without the pool.
     ///
     /// ```
     /// let mut chunk = perfloc::chunk();
@@ -184,26 +191,43 @@ impl<'pool> Chunk<'pool> {
     /// }
     /// assert_eq!(chunk.stats().blocks, 1);
     /// assert_eq!(chunk.stats().used_bytes, 0);
+    ///
+    /// chunk.alloc_slice_copy(&[0u8; 1 << 20]); // a block of its own
+    /// chunk.reset();
+    /// assert!(chunk.stats().capacity_bytes >= 1 << 20, "the largest block is kept");
     /// ```
     pub fn reset(&mut self) {
-        let keep = self.current.get();
-        self.pool.release(self.blocks(Some(keep)), false);
+        let current = self.current.get();
+        // SAFETY: the current block has an initialised header (invariant 1).
+        let mut keep = Block { ptr: current.cast(), size: unsafe { current.as_ref().size } };
+        let mut node = self.large.get();
+        while let Some(n) = node {
+            // SAFETY: large nodes are initialised (invariant 3).
+            let n = unsafe { n.as_ref() };
+            if n.block.size > keep.size {
+                keep = n.block;
+            }
+            node = n.next;
+        }
+        self.pool.release(self.blocks().filter(|block| block.ptr != keep.ptr), false);
+        // The current block's header is rewritten too: it must end the chain again.
+        let header = new_header(keep);
         self.large.set(None);
-        self.first.set(keep);
-        self.ptr.set(data_start(keep));
-        asan::poison(data_start(keep), self.end.get().addr().get() - data_start(keep).addr().get());
+        self.first.set(header);
+        self.current.set(header);
+        self.ptr.set(data_start(header));
+        self.end.set(block_end(keep));
+        self.next_size.set(self.next_size.get().max(keep.size.saturating_mul(2)).min(MAX_SIZE));
+        asan::poison(data_start(header), keep.size - HEADER);
     }
 
-    /// The chunk's blocks, large ones first, then the chain from `first` up to (not
-    /// including) `stop`. Links are read before the block holding them is yielded, and
-    /// large nodes (which live in regular blocks) before any regular block, so the blocks
-    /// may go back to the pool as they come.
-    fn blocks(
-        &self,
-        stop: Option<NonNull<BlockHeader>>,
-    ) -> impl Iterator<Item = Block> + use<'_, 'pool> {
+    /// Every block of the chunk, large ones first, then the chain from `first`. Links are
+    /// read before the block holding them is yielded, and large nodes (which live in
+    /// regular blocks) before any regular block, so the blocks may go back to the pool as
+    /// they come.
+    fn blocks(&self) -> impl Iterator<Item = Block> + use<'_, 'pool> {
         let mut large = self.large.get();
-        let mut regular = Some(self.first.get()).filter(|&first| Some(first) != stop);
+        let mut regular = Some(self.first.get());
         core::iter::from_fn(move || {
             if let Some(node) = large {
                 // SAFETY: a live node (invariant 3), in a regular block not yet yielded.
@@ -215,7 +239,7 @@ impl<'pool> Chunk<'pool> {
             // SAFETY: a chain block with an initialised header (invariant 1), read before it
             // is yielded (and so before it can go back to the pool).
             let (next, size) = unsafe { ((*header.as_ptr()).next, (*header.as_ptr()).size) };
-            regular = next.filter(|&next| Some(next) != stop);
+            regular = next;
             Some(Block { ptr: header.cast(), size })
         })
     }
@@ -358,24 +382,21 @@ impl<'pool> Chunk<'pool> {
         size != 0 && ptr.addr().get() + bump::footprint(size) == self.ptr.get().addr().get()
     }
 
-    /// True when an allocation of `layout` may have been placed in a large block: only
-    /// non-empty requests too big for a successor block (at least twice the first block)
-    /// are. Zero-size allocations are dangling pointers that may alias any address.
-    #[inline]
-    fn may_be_large(&self, layout: Layout) -> bool {
-        layout.size() != 0
-            && self.large.get().is_some()
-            && layout.size() + layout.align() > 2 * self.pool.first_block_size()
-    }
-
-    /// The large node whose block holds the allocation of `layout` at `ptr`, and the node
-    /// before it in the list.
+    /// The large node whose block holds the allocation of `size` bytes at `ptr`, and the
+    /// node before it in the list.
+    ///
+    /// Decided by address alone, never by the layout: a large allocation may have been
+    /// shrunk to any size. Zero-size allocations own no memory (a dangling pointer may
+    /// alias any address, even inside a large block), so they are never found; an
+    /// allocation inside the current block is regular, which spares the walk.
     fn find_large(
         &self,
         ptr: NonNull<u8>,
-        layout: Layout,
+        size: usize,
     ) -> Option<(Option<NonNull<LargeNode>>, NonNull<LargeNode>)> {
-        if !self.may_be_large(layout) {
+        let addr = ptr.addr().get();
+        let current = self.current.get().addr().get();
+        if size == 0 || (current..self.end.get().addr().get()).contains(&addr) {
             return None;
         }
         let mut prev = None;
@@ -390,6 +411,26 @@ impl<'pool> Chunk<'pool> {
             cur = n.next;
         }
         None
+    }
+
+    /// Unlinks the large node `node` (after `prev`) and gives its block back to the pool.
+    ///
+    /// # Safety
+    ///
+    /// `node` and `prev` must come from [`Chunk::find_large`] with no change to the list
+    /// since, and the allocation in the block must be given up.
+    unsafe fn release_large(&self, prev: Option<NonNull<LargeNode>>, node: NonNull<LargeNode>) {
+        // SAFETY: `node` (and `prev`, if any) are live nodes (invariant 3); unlinking keeps
+        // every other node linked once, and the caller gave up the allocation.
+        let block = unsafe {
+            let n = node.as_ref();
+            match prev {
+                Some(p) => (*p.as_ptr()).next = n.next,
+                None => self.large.set(n.next),
+            }
+            n.block
+        };
+        self.pool.release([block], false);
     }
 
     /// Deallocates; see the `Allocator` impl for `&Chunk`. The newest allocation is rewound
@@ -412,19 +453,9 @@ impl<'pool> Chunk<'pool> {
     #[cold]
     #[inline(never)]
     fn dealloc_large(&self, ptr: NonNull<u8>, layout: Layout) {
-        if let Some((prev, node)) = self.find_large(ptr, layout) {
-            // SAFETY: `node` (and `prev`, if any) are live nodes (invariant 3); unlinking
-            // keeps every other node linked once, and the caller of `dealloc` gave up the
-            // allocation.
-            let block = unsafe {
-                let n = node.as_ref();
-                match prev {
-                    Some(p) => (*p.as_ptr()).next = n.next,
-                    None => self.large.set(n.next),
-                }
-                n.block
-            };
-            self.pool.release([block], false);
+        if let Some((prev, node)) = self.find_large(ptr, layout.size()) {
+            // SAFETY: just found; the caller of `dealloc` gave up the allocation.
+            unsafe { self.release_large(prev, node) };
         }
     }
 
@@ -454,7 +485,7 @@ impl<'pool> Chunk<'pool> {
                     asan::unpoison(ptr, end - addr);
                     return Ok(ptr);
                 }
-            } else if let Some((_, node)) = self.find_large(ptr, old) {
+            } else if let Some((_, node)) = self.find_large(ptr, old.size()) {
                 // SAFETY: `node` is a live node (invariant 3) that nothing else borrows.
                 let n = unsafe { &mut *node.as_ptr() };
                 if bump::fit(addr, block_end(n.block).addr().get(), new).is_some() {
@@ -470,6 +501,11 @@ impl<'pool> Chunk<'pool> {
 
     /// Shrinks in place when the alignment allows, else moves; see the `Allocator` impl.
     ///
+    /// Shrinking to size zero gives the memory back (as `dealloc` would) and returns a
+    /// dangling pointer: a zero-size allocation owns nothing. A large allocation that now
+    /// fits in the room left in the current block moves there, and its block goes back to
+    /// the pool.
+    ///
     /// # Safety
     ///
     /// `ptr` must denote a live allocation of `old` made by this chunk, and
@@ -480,17 +516,30 @@ impl<'pool> Chunk<'pool> {
         old: Layout,
         new: Layout,
     ) -> Result<NonNull<u8>, AllocError> {
-        if bump::padding(ptr.addr().get(), new.align()) == 0 {
-            if self.is_newest(ptr, old.size()) {
+        if new.size() == 0 {
+            // SAFETY: the caller gives up the allocation, which becomes a zero-size one.
+            unsafe { self.dealloc(ptr, old) };
+            return Ok(dangling(new.align()));
+        }
+        let aligned = bump::padding(ptr.addr().get(), new.align()) == 0;
+        if self.is_newest(ptr, old.size()) {
+            if aligned {
                 // SAFETY: the new end lies inside the old allocation's footprint, in the
                 // current block, and is a multiple of `MIN_ALIGN` (invariant 2).
                 let new_end = unsafe { ptr.add(bump::footprint(new.size())) };
                 self.ptr.set(new_end);
                 asan::poison(new_end, bump::footprint(old.size()) - bump::footprint(new.size()));
-            } else if let Some((_, node)) = self.find_large(ptr, old) {
+                return Ok(ptr);
+            }
+        } else if let Some((_, node)) = self.find_large(ptr, old.size()) {
+            let fits_current =
+                bump::fit(self.ptr.get().addr().get(), self.end.get().addr().get(), new);
+            if aligned && fits_current.is_none() {
                 // SAFETY: `node` is a live node (invariant 3) that nothing else borrows.
                 unsafe { (*node.as_ptr()).used = new.size() };
+                return Ok(ptr);
             }
+        } else if aligned {
             return Ok(ptr);
         }
         // SAFETY: the caller's contract is `relocate`'s.
@@ -522,7 +571,7 @@ impl<'pool> Chunk<'pool> {
 
 impl Drop for Chunk<'_> {
     fn drop(&mut self) {
-        self.pool.release(self.blocks(None), true);
+        self.pool.release(self.blocks(), true);
     }
 }
 

@@ -5,6 +5,7 @@ mod asan;
 mod direct;
 mod downsizing;
 mod faults;
+mod large_blocks;
 mod limits;
 mod model;
 mod process_chunks;

@@ -6,7 +6,9 @@
 //!   live allocations, child scopes, `reset`, chunks dropped in random order, `trim`. After
 //!   every step: no two live allocations overlap, alignment holds, every pattern is intact
 //!   (edges at each step, whole at the end of a case), the pools' figures agree with the
-//!   model; after all chunks drop, `in_use_bytes` is 0 and `Pool::check` passes.
+//!   model, and no chunk has more large blocks than live allocations (a large block freed
+//!   after any grow or shrink goes back at once); sizes cluster around the large-block
+//!   thresholds; after all chunks drop, `in_use_bytes` is 0 and `Pool::check` passes.
 //! - `collections_in_chunks_match_std`: hashbrown `HashMap`s and allocator-api2 `Vec`s in
 //!   chunks, driven by random operations, compared with std collections.
 //!
@@ -56,8 +58,16 @@ fn size() -> impl Strategy<Value = usize> {
     prop_oneof![
         8 => 0..256usize,
         4 => 0..(64 * KIB),
+        2 => (0..8u32, -96..96isize).prop_map(|(k, delta)| near_threshold(k, delta)),
         1 => (MIB / 2)..(2 * MIB),
     ]
+}
+
+/// A size `delta` bytes from `MIN_BLOCK_SIZE << k`: the first blocks of both pools and
+/// their successors double from there, so these sizes sit just below and above the point
+/// where an allocation no longer fits in the next successor and gets a block of its own.
+fn near_threshold(k: u32, delta: isize) -> usize {
+    (perfloc::MIN_BLOCK_SIZE << (k + 4)).saturating_add_signed(delta)
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -238,6 +248,10 @@ fn run(ops: Vec<Op>) {
             _ => {}
         }
         check_step(&live, &pools, alive(&chunks));
+        for (key, _, c) in &chunks {
+            let holding = live.iter().filter(|l| l.chunk == *key && l.layout.size() > 0).count();
+            assert!(c.stats().large_blocks <= holding, "a large block outlived its allocation");
+        }
     }
     for l in &live {
         assert!(intact(l.bytes(), l.id), "pattern of {l:?}");
