@@ -9,6 +9,25 @@
 //!   also grows in place while its block has room. Otherwise the data moves.
 //! - `deallocate` of the newest allocation gives its bytes back; a large block goes back to
 //!   the pool at once; other memory waits for the end of the scope.
+//!
+//! # What a wrong caller gets
+//!
+//! The `unsafe` methods trust their caller as the trait says, but the chunk decides what to
+//! rewind or give back by address, never by the layout alone, so the usual mistakes do not
+//! corrupt it:
+//!
+//! - A pointer from another allocator (another chunk, a child, a parent, the global heap)
+//!   passed to `deallocate` is ignored: it is neither the newest allocation of this chunk's
+//!   current block nor inside one of its large blocks. `shrink` leaves it in place (or
+//!   copies it into this chunk when the alignment grows), `grow` copies it into this chunk;
+//!   the foreign memory itself is not written.
+//! - A zero-size layout owns nothing: `deallocate` does nothing, and `shrink` to size zero
+//!   gives the memory back and returns a dangling pointer.
+//!
+//! A wrong layout for this chunk's own allocation (a size larger than the one allocated
+//! may make an older allocation look like the newest), and a pointer used after
+//! `deallocate` or after the chunk is reset or dropped, are undefined behaviour as with any
+//! allocator; the borrow checker rules out the last for containers.
 
 use core::alloc::Layout;
 use core::ptr::NonNull;

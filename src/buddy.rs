@@ -86,26 +86,33 @@ impl Buddy {
         Some(offset)
     }
 
-    /// Gives back the block of `size` bytes at `offset` at time `now`, merging it with free
-    /// buddies.
+    /// Gives back the block of `size` bytes at `offset`, free since `at`, merging it with
+    /// free buddies; a merged block carries the newest time of its parts.
     ///
-    /// The block must have come from [`Buddy::alloc`] with the same size and not have been
-    /// freed since.
-    pub(crate) fn free(&mut self, mut offset: usize, size: usize, now: Instant) {
+    /// The block must have come from [`Buddy::alloc`] or [`Buddy::take`] with the same
+    /// size and not have been freed since.
+    pub(crate) fn free(&mut self, mut offset: usize, size: usize, mut at: Instant) {
         let mut order = self.order_of(size).expect("block size belongs to this region");
         debug_assert_eq!(offset % size, 0, "block offset is aligned to its size");
         debug_assert!(!self.is_free(offset, size), "double free of a block");
         self.free_bytes += size;
         while order + 1 < self.free.len() {
             let buddy = offset ^ (1 << (self.min_shift as usize + order));
-            if self.free[order].remove(&buddy).is_none() {
-                break;
-            }
+            let Some(buddy_at) = self.free[order].remove(&buddy) else { break };
+            at = at.max(buddy_at);
             offset = offset.min(buddy);
             order += 1;
         }
-        // `now` is the newest time among the merged parts.
-        self.free[order].insert(offset, now);
+        self.free[order].insert(offset, at);
+    }
+
+    /// Takes the free block of `size` bytes at exactly `offset` (one listed by
+    /// [`Buddy::free_blocks`]) and returns when it was freed; `None` if it is not free.
+    pub(crate) fn take(&mut self, offset: usize, size: usize) -> Option<Instant> {
+        let order = self.order_of(size)?;
+        let at = self.free[order].remove(&offset)?;
+        self.free_bytes -= size;
+        Some(at)
     }
 
     /// True when the block at `offset` of `size` bytes lies inside a free block.
@@ -113,11 +120,20 @@ impl Buddy {
         self.free_blocks().any(|(off, len, _)| off <= offset && offset + size <= off + len)
     }
 
-    /// True when every byte of `start..end` lies in some free block (the range may span
-    /// several adjacent free blocks).
-    pub(crate) fn is_free_range(&self, start: usize, end: usize) -> bool {
-        let mut blocks: Vec<(usize, usize)> =
-            self.free_blocks().map(|(o, l, _)| (o, o + l)).collect();
+    /// True when every byte of `start..end` lies in some free block or in one of `also`
+    /// (`(offset, size)` pairs): the range may span several adjacent ones.
+    pub(crate) fn is_free_range(
+        &self,
+        start: usize,
+        end: usize,
+        also: impl Iterator<Item = (usize, usize)>,
+    ) -> bool {
+        let mut blocks: Vec<(usize, usize)> = self
+            .free_blocks()
+            .map(|(o, l, _)| (o, l))
+            .chain(also)
+            .map(|(o, l)| (o, o + l))
+            .collect();
         blocks.sort_unstable();
         let mut pos = start;
         for (block_start, block_end) in blocks {
@@ -228,11 +244,31 @@ mod tests {
     }
 
     #[test]
+    fn a_taken_block_comes_back_with_its_own_free_time() {
+        let t0 = Instant::now();
+        let t1 = t0 + std::time::Duration::from_secs(1);
+        let mut b = Buddy::new(1 << 13, 1 << 12, t0);
+        let x = b.alloc(1 << 12).unwrap(); // splits: the upper half is free since t0
+        b.free(x, 1 << 12, t1);
+        let mut b2 = Buddy::new(1 << 13, 1 << 12, t0);
+        let y = b2.alloc(1 << 12).unwrap();
+        assert_eq!(b2.take(y ^ (1 << 12), 1 << 12), Some(t0), "the free upper half");
+        assert_eq!(b2.take(y ^ (1 << 12), 1 << 12), None, "taken already");
+        assert_eq!(b2.free_bytes(), 0);
+        b2.free(y, 1 << 12, t1);
+        b2.free(y ^ (1 << 12), 1 << 12, t0); // an older time merges as the newer one
+        assert_eq!(b2.idle_since(), Some(t1));
+        assert_eq!(b.idle_since(), Some(t1));
+        b2.check().unwrap();
+    }
+
+    #[test]
     fn a_free_range_may_span_adjacent_free_blocks() {
         let mut b = Buddy::new(1 << 16, 1 << 12, Instant::now());
         assert_eq!(b.alloc(1 << 12), Some(0)); // splits: free 4K@4K, 8K@8K, 16K@16K, 32K@32K
-        assert!(b.is_free_range(0x1000, 0x10000), "spans four free blocks");
-        assert!(!b.is_free_range(0x800, 0x2000), "starts in the taken block");
+        assert!(b.is_free_range(0x1000, 0x10000, None.into_iter()), "spans four free blocks");
+        assert!(!b.is_free_range(0x800, 0x2000, None.into_iter()), "starts in the taken block");
+        assert!(b.is_free_range(0x0, 0x2000, Some((0, 0x1000)).into_iter()), "and the others");
         assert!(!b.is_free(0x1000, 0x2000), "is_free wants a single block");
     }
 

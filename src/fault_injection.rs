@@ -14,11 +14,49 @@
 //! assert!(pool.try_chunk().is_ok());
 //! ```
 
-use core::cell::Cell;
+use core::cell::{Cell, RefCell};
+
+/// A hook run before a system call that gives memory back.
+type Hook = Box<dyn Fn(SystemCall)>;
 
 thread_local! {
     static FAIL_MAPS: Cell<u32> = const { Cell::new(0) };
     static FAIL_PURGES: Cell<u32> = const { Cell::new(0) };
+    static HOOK: RefCell<Option<Hook>> = const { RefCell::new(None) };
+}
+
+/// A system call through which the pool gives memory back to the OS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SystemCall {
+    /// `munmap` of a whole top chunk.
+    Unmap,
+    /// `madvise(MADV_DONTNEED)` of free blocks.
+    Purge,
+}
+
+/// Runs `hook` on this thread just before each `munmap` or `madvise` the pool makes on it,
+/// until [`clear`]: a test can check what other threads can do meanwhile (for example,
+/// that they can take the pool's lock, which downsizing does not hold across these calls).
+///
+/// ```
+/// use perfloc::fault_injection::{self, SystemCall};
+/// use std::{cell::Cell, rc::Rc};
+///
+/// let pool = perfloc::Pool::builder().retain(0).build()?;
+/// let seen = Rc::new(Cell::new(0));
+/// let counter = Rc::clone(&seen);
+/// fault_injection::on_system_call(move |call| {
+///     assert_eq!(call, SystemCall::Unmap);
+///     counter.set(counter.get() + 1);
+/// });
+/// drop(pool.chunk());
+/// pool.trim(); // the idle top chunk goes back
+/// fault_injection::clear();
+/// assert_eq!(seen.get(), 1);
+/// # Ok::<(), perfloc::ConfigError>(())
+/// ```
+pub fn on_system_call(hook: impl Fn(SystemCall) + 'static) {
+    HOOK.with(|h| *h.borrow_mut() = Some(Box::new(hook)));
 }
 
 /// The next `n` maps of top chunks on this thread fail (`u32::MAX`: all, until [`clear`]).
@@ -31,10 +69,21 @@ pub fn fail_next_purges(n: u32) {
     FAIL_PURGES.with(|f| f.set(n));
 }
 
-/// Disarms every fault on this thread.
+/// Disarms every fault on this thread and removes its [`on_system_call`] hook.
 pub fn clear() {
     fail_next_maps(0);
     fail_next_purges(0);
+    // Taken out before it drops, so that a hook owning pool values may drop them.
+    drop(HOOK.with(|h| h.borrow_mut().take()));
+}
+
+/// Runs this thread's hook, if any, before `call`.
+pub(crate) fn before(call: SystemCall) {
+    let _ = HOOK.try_with(|h| {
+        if let Some(hook) = &*h.borrow() {
+            hook(call);
+        }
+    });
 }
 
 /// Consumes one armed fault of `kind`; true when the call must fail.

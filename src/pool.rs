@@ -39,6 +39,7 @@ use crate::stats::{PoolStats, TopChunkStats};
 use crate::top_chunk::TopChunk;
 use crate::{Chunk, ConfigError};
 use cache::{CLASSES, SHARDS, Shard};
+use downsizing::GiveBack;
 
 /// A block lent by the pool to a process chunk: `size` bytes (a power of two) at `ptr`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -367,25 +368,38 @@ impl Pool {
 
     /// Takes a block of `size` bytes from the top chunks, mapping one if none has room.
     fn acquire_from_top_chunks(&self, size: usize) -> Result<Block, AllocError> {
-        let mut guard = self.lock();
-        let state = &mut *guard;
-        state.lock_calls += 1;
-        let found = state.top_chunks.iter().position(|top| top.can_hold(size));
-        let mapped = found.is_none();
-        let index = match found {
-            Some(index) => index,
-            None => self.map_top_chunk(state, size)?,
+        let (block, plan) = loop {
+            let mut guard = self.lock();
+            let state = &mut *guard;
+            state.lock_calls += 1;
+            let found = state.top_chunks.iter().position(|top| top.can_hold(size));
+            let mapped = found.is_none();
+            let index = match found {
+                Some(index) => index,
+                None => match self.map_top_chunk(state, size) {
+                    Ok(index) => index,
+                    // Free blocks that another thread is purging come back in a moment:
+                    // wait for them rather than fail.
+                    Err(AllocError) if state.top_chunks.iter().any(TopChunk::is_purging) => {
+                        drop(guard);
+                        std::thread::yield_now();
+                        continue;
+                    }
+                    Err(AllocError) => return Err(AllocError),
+                },
+            };
+            let top = &mut state.top_chunks[index];
+            let purged_before = top.purged_bytes();
+            let ptr = top.alloc(size).expect("the top chunk has a free block of this size");
+            state.purged_bytes -= purged_before - top.purged_bytes();
+            state.lent_bytes += size;
+            let plan =
+                if mapped { self.downsize(state, Instant::now()) } else { GiveBack::default() };
+            state.check_if_enabled();
+            break (Block { ptr, size }, plan);
         };
-        let top = &mut state.top_chunks[index];
-        let purged_before = top.purged_bytes();
-        let ptr = top.alloc(size).expect("the top chunk has a free block of this size");
-        state.purged_bytes -= purged_before - top.purged_bytes();
-        state.lent_bytes += size;
-        if mapped {
-            self.downsize(state, Instant::now());
-        }
-        state.check_if_enabled();
-        Ok(Block { ptr, size })
+        self.give_back(plan);
+        Ok(block)
     }
 
     /// Takes back blocks lent by [`Pool::acquire`]: into the thread's shard while it has
@@ -428,8 +442,10 @@ impl Pool {
             top.free(block.ptr, block.size, now);
             state.lent_bytes -= block.size;
         }
-        self.downsize(state, now);
+        let plan = self.downsize(state, now);
         state.check_if_enabled();
+        drop(guard);
+        self.give_back(plan);
     }
 
     /// Gives every block cached in the shards back to the top chunks; true if there was any.

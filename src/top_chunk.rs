@@ -24,8 +24,12 @@ pub(crate) struct TopChunk {
     /// Its end is at most [`bump::MAX_ADDR`].
     base: NonNull<u8>,
     buddy: Buddy,
-    /// Free bytes given back with `madvise`. Invariant: every range lies in free blocks.
+    /// Free bytes given back with `madvise`. Invariant: every range lies in free blocks or
+    /// in blocks being purged.
     purged: Purged,
+    /// Free blocks taken out of `buddy` while a [`PurgeJob`] purges them without the pool's
+    /// lock, as `(offset, size, freed at)`: counted as free, but lent to nobody.
+    purging: Vec<(usize, usize, Instant)>,
 }
 
 // SAFETY: a `TopChunk` exclusively owns its mapping; the raw pointer is an address, not a
@@ -51,6 +55,7 @@ impl TopChunk {
             base,
             buddy: Buddy::new(size, min_block, Instant::now()),
             purged: Purged::default(),
+            purging: Vec::new(),
         })
     }
 
@@ -59,9 +64,14 @@ impl TopChunk {
         self.buddy.size()
     }
 
-    /// Bytes in free blocks.
+    /// Bytes in free blocks, those being purged included.
     pub(crate) fn free_bytes(&self) -> usize {
-        self.buddy.free_bytes()
+        self.buddy.free_bytes() + self.purging.iter().map(|&(_, size, _)| size).sum::<usize>()
+    }
+
+    /// True while a [`PurgeJob`] holds free blocks of this top chunk.
+    pub(crate) fn is_purging(&self) -> bool {
+        !self.purging.is_empty()
     }
 
     /// Free bytes given back to the OS with `madvise` (still mapped).
@@ -120,12 +130,18 @@ impl TopChunk {
         self.buddy.free(offset, size, now);
     }
 
-    /// Purges free blocks freed at or before `cutoff` (any when `None`), largest first,
-    /// until `budget` more bytes are purged (rounded up to pages) or none is left to purge.
-    /// Only whole pages inside free blocks are purged, from the top of each block down
-    /// (blocks are taken lowest address first, so the top stays free longest). Returns the
-    /// bytes newly purged and the `madvise` calls made; stops at the first failed call.
-    pub(crate) fn purge(&mut self, budget: usize, cutoff: Option<Instant>) -> (usize, u64) {
+    /// Plans to purge free blocks freed at or before `cutoff` (any when `None`), largest
+    /// first, until `budget` more bytes would be purged (rounded up to pages) or none is
+    /// left to purge. Only whole pages inside free blocks that are not purged yet, from
+    /// the top of each block down (blocks are taken lowest address first, so the top stays
+    /// free longest). The blocks concerned are taken out of the books until
+    /// [`TopChunk::finish_purge`], so the system calls can run without the pool's lock; the
+    /// ranges count as purged from now on.
+    pub(crate) fn plan_purge(
+        &mut self,
+        budget: usize,
+        cutoff: Option<Instant>,
+    ) -> Option<PurgeJob> {
         let page = os::page_size();
         let mut blocks: Vec<(usize, usize)> = self
             .buddy
@@ -134,34 +150,53 @@ impl TopChunk {
             .map(|(offset, size, _)| (offset, size))
             .collect();
         blocks.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let (mut gained, mut calls) = (0, 0);
+        let mut job = PurgeJob { base: self.base, blocks: Vec::new(), ranges: Vec::new(), done: 0 };
+        let mut planned = 0;
         for (offset, size) in blocks {
-            let start = offset.next_multiple_of(page);
-            let end = (offset + size) / page * page;
-            // Lower the start of the range until it holds enough unpurged bytes.
-            let unpurged = |lo: usize| (end - lo) - self.purged.within(lo, end);
-            let mut lo = end;
-            while lo > start && gained + unpurged(lo) < budget {
-                let short = budget - gained - unpurged(lo);
-                lo = lo.saturating_sub(short.next_multiple_of(page)).max(start);
-            }
-            let new = unpurged(lo);
-            if new == 0 {
-                continue;
-            }
-            calls += 1;
-            // SAFETY: `lo..end` is page-aligned, inside this top chunk's live mapping (field
-            // invariant on `base`), and inside a free block whose contents nobody relies on.
-            if unsafe { os::purge(self.base.add(lo), end - lo) }.is_err() {
+            if planned >= budget {
                 break;
             }
-            self.purged.insert(lo, end);
-            gained += new;
-            if gained >= budget {
-                break;
+            let first = job.ranges.len();
+            // Page-aligned gaps, highest first; each is taken from its top down.
+            let (start, end) = (offset.next_multiple_of(page), (offset + size) / page * page);
+            for (lo, hi) in self.purged.gaps(start, end) {
+                let want = (budget - planned).saturating_add(page - 1) / page * page;
+                let lo = lo.max(hi.saturating_sub(want));
+                job.ranges.push((lo, hi));
+                planned += hi - lo;
+                if planned >= budget {
+                    break;
+                }
+            }
+            if job.ranges.len() > first {
+                let at = self.buddy.take(offset, size).expect("a listed free block");
+                self.purging.push((offset, size, at));
+                job.blocks.push((offset, size));
+                for &(lo, hi) in &job.ranges[first..] {
+                    self.purged.insert(lo, hi);
+                }
             }
         }
-        (gained, calls)
+        (!job.ranges.is_empty()).then_some(job)
+    }
+
+    /// Gives back the blocks of a job planned by [`TopChunk::plan_purge`] and [run]
+    /// (PurgeJob::run): ranges a failed system call left unpurged stop counting as purged.
+    /// Returns the bytes that were planned but not purged.
+    pub(crate) fn finish_purge(&mut self, job: PurgeJob) -> usize {
+        debug_assert_eq!(job.base, self.base, "a job of this top chunk");
+        let mut failed = 0;
+        for &(lo, hi) in &job.ranges[job.done..] {
+            self.purged.take(lo, hi);
+            failed += hi - lo;
+        }
+        for (offset, size) in job.blocks {
+            let k =
+                self.purging.iter().position(|&(o, ..)| o == offset).expect("taken by this job");
+            let (_, _, at) = self.purging.swap_remove(k);
+            self.buddy.free(offset, size, at);
+        }
+        failed
     }
 
     /// Verifies the buddy and purge bookkeeping of this top chunk.
@@ -170,7 +205,8 @@ impl TopChunk {
         self.buddy.check().map_err(at)?;
         self.purged.check().map_err(at)?;
         for (start, end) in self.purged.ranges() {
-            if !self.buddy.is_free_range(start, end) {
+            let purging = self.purging.iter().map(|&(offset, size, _)| (offset, size));
+            if !self.buddy.is_free_range(start, end, purging) {
                 return Err(at(format!("purged range {start:#x}..{end:#x} is not free")));
             }
         }
@@ -178,11 +214,104 @@ impl TopChunk {
     }
 }
 
+/// Free blocks of one top chunk, taken out of its books by [`TopChunk::plan_purge`], and the
+/// ranges in them to purge: the system calls run without the pool's lock, then
+/// [`TopChunk::finish_purge`] gives the blocks back.
+///
+/// Invariant: every range is page-aligned and lies in one of `blocks`, which the top chunk
+/// at `base` holds in its `purging` list: free, lent to nobody, and keeping the top chunk
+/// from being idle, so that it stays mapped until the job is finished.
+#[must_use = "a purge job holds free blocks until it is finished"]
+#[derive(Debug)]
+pub(crate) struct PurgeJob {
+    base: NonNull<u8>,
+    /// `(offset, size)` of the blocks taken out.
+    blocks: Vec<(usize, usize)>,
+    /// Offset ranges to purge, none purged before.
+    ranges: Vec<(usize, usize)>,
+    /// How many of `ranges` (from the first) are purged.
+    done: usize,
+}
+
+impl PurgeJob {
+    /// Address of the top chunk the job belongs to.
+    pub(crate) fn top_chunk_addr(&self) -> usize {
+        self.base.addr().get()
+    }
+
+    /// Purges the ranges with `madvise`, stopping at the first failed call. Returns the
+    /// bytes purged and the calls made.
+    pub(crate) fn run(&mut self) -> (usize, u64) {
+        let (mut bytes, mut calls) = (0, 0);
+        for &(lo, hi) in &self.ranges[self.done..] {
+            calls += 1;
+            // SAFETY: `lo..hi` is page-aligned and inside a block of this job (type
+            // invariant): inside the top chunk's mapping, which stays mapped while the job
+            // holds the block, and free memory that nothing is lent or relies on.
+            if unsafe { os::purge(self.base.add(lo), hi - lo) }.is_err() {
+                break;
+            }
+            self.done += 1;
+            bytes += hi - lo;
+        }
+        (bytes, calls)
+    }
+}
+
 impl Drop for TopChunk {
     fn drop(&mut self) {
+        debug_assert!(self.purging.is_empty(), "a top chunk dropped during a purge");
         crate::asan::unpoison(self.base, self.size());
         // SAFETY: `base`/`size` are the live region this value owns (field invariant);
         // blocks borrowed from it are tied to the pool's lifetime, so none outlive it.
         unsafe { os::unmap(self.base, self.size()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_purge_plans_only_pages_not_purged_yet_and_holds_its_blocks_meanwhile() {
+        let page = os::page_size();
+        let mut top = TopChunk::map(64 * page, page).unwrap();
+        let mut job = top.plan_purge(usize::MAX, None).expect("all of it is free");
+        assert_eq!(top.free_bytes(), 64 * page, "blocks being purged count as free");
+        assert!(!top.can_hold(page), "but nobody can take them");
+        assert_eq!(top.idle_since(), None, "so the top chunk cannot be unmapped");
+        top.check().unwrap();
+        assert_eq!(job.run(), (64 * page, 1));
+        assert_eq!(top.finish_purge(job), 0);
+        assert_eq!((top.purged_bytes(), top.idle_since().is_some()), (64 * page, true));
+
+        // One page taken into use and given back: only it is purged again, and the purged
+        // ranges merge into one.
+        let p = top.alloc(page).unwrap();
+        assert_eq!(top.purged_bytes(), 63 * page);
+        top.free(p, page, Instant::now());
+        let mut job = top.plan_purge(usize::MAX, None).expect("one page to purge");
+        assert_eq!(job.ranges, [(0, page)]);
+        assert_eq!(job.run(), (page, 1));
+        assert_eq!(top.finish_purge(job), 0);
+        assert_eq!(top.purged.ranges().collect::<Vec<_>>(), [(0, 64 * page)]);
+        assert!(top.plan_purge(usize::MAX, None).is_none(), "nothing left to purge");
+        top.check().unwrap();
+    }
+
+    #[test]
+    fn a_purge_takes_the_top_of_a_block_first_and_stops_at_its_budget() {
+        let page = os::page_size();
+        let mut top = TopChunk::map(16 * page, page).unwrap();
+        let mut job = top.plan_purge(3 * page - 1, None).unwrap();
+        assert_eq!(job.ranges, [(13 * page, 16 * page)]);
+        job.run();
+        top.finish_purge(job);
+        let mut job = top.plan_purge(2 * page, None).unwrap();
+        assert_eq!(job.ranges, [(11 * page, 13 * page)], "below what is purged already");
+        job.run();
+        top.finish_purge(job);
+        assert_eq!(top.purged.ranges().collect::<Vec<_>>(), [(11 * page, 16 * page)]);
+        top.check().unwrap();
     }
 }

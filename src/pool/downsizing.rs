@@ -36,7 +36,7 @@ use core::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::{Pool, PoolState};
-use crate::top_chunk::TopChunk;
+use crate::top_chunk::{PurgeJob, TopChunk};
 
 impl Pool {
     /// Starts a background thread that runs the downsizing policy every `decay / 4` (at
@@ -67,7 +67,8 @@ impl Pool {
         std::thread::Builder::new().name("perfloc-trimmer".into()).spawn(move || {
             loop {
                 std::thread::sleep(period);
-                self.downsize(&mut self.lock(), Instant::now());
+                let plan = self.downsize(&mut self.lock(), Instant::now());
+                self.give_back(plan);
             }
         })
     }
@@ -93,48 +94,86 @@ impl Pool {
     /// ```
     pub fn trim(&self) -> usize {
         self.drain_shards();
-        let mut state = self.lock();
-        let keep = state.lent_bytes.saturating_add(self.config.retain);
-        let released = self.shrink_to(&mut state, keep, None);
-        state.check_if_enabled();
-        released
+        let plan = {
+            let mut state = self.lock();
+            let keep = state.lent_bytes.saturating_add(self.config.retain);
+            let plan = self.shrink_to(&mut state, keep, None);
+            state.check_if_enabled();
+            plan
+        };
+        self.give_back(plan)
     }
 
     /// The downsizing policy, run on the slow paths at `now`: gives back free memory that
     /// has stayed free for `decay`, beyond `retain` plus what is in use. At most one attempt
     /// per `decay / 4`, so a pool that cannot shrink yet does not retry on every release.
-    pub(super) fn downsize(&self, state: &mut PoolState, now: Instant) {
+    /// The system calls are left to [`Pool::give_back`], after the lock is released.
+    #[must_use = "the plan's system calls must be made with Pool::give_back"]
+    pub(super) fn downsize(&self, state: &mut PoolState, now: Instant) -> GiveBack {
         // `lent_bytes` counts the shards' caches, which hold the other half of `retain`.
         let keep = state.lent_bytes.saturating_add(self.config.retain / 2);
         let never = self.config.decay == Duration::MAX;
+        let mut plan = GiveBack::default();
         // Cheap tests first: nothing to do while mapped memory is within `retain`.
         if state.mapped_bytes > keep && !never && state.next_shrink.is_none_or(|next| now >= next) {
-            self.shrink_to(state, keep, now.checked_sub(self.config.decay));
+            plan = self.shrink_to(state, keep, now.checked_sub(self.config.decay));
             state.next_shrink = now.checked_add(self.config.decay / 4);
         }
         self.excess.store(state.mapped_bytes > keep && !never, Ordering::Relaxed);
+        plan
     }
 
-    /// Gives back to the OS what exceeds `keep` bytes of mapped, resident memory.
+    /// Makes the system calls of a plan from [`Pool::shrink_to`] without the pool's lock:
+    /// unmaps the top chunks taken out of the list and purges the blocks taken out of the
+    /// books, then takes the lock again to give those blocks back (and to stop counting as
+    /// purged what a failed call left as it was). Returns the bytes given back.
+    pub(super) fn give_back(&self, plan: GiveBack) -> usize {
+        let GiveBack { unmap, mut purges } = plan;
+        let mut released: usize = unmap.iter().map(TopChunk::ready_bytes).sum();
+        drop(unmap); // `munmap`
+        if purges.is_empty() {
+            return released;
+        }
+        let done: Vec<(usize, u64)> = purges.iter_mut().map(PurgeJob::run).collect();
+        let mut state = self.lock();
+        for (job, (bytes, calls)) in purges.into_iter().zip(done) {
+            let top = state
+                .top_chunks
+                .iter_mut()
+                .find(|top| top.addr() == job.top_chunk_addr())
+                .expect("a top chunk with blocks being purged stays mapped");
+            let failed = top.finish_purge(job);
+            state.purged_bytes -= failed;
+            state.released_bytes -= failed as u64;
+            state.madvise_calls += calls;
+            released += bytes;
+        }
+        state.check_if_enabled();
+        released
+    }
+
+    /// Plans to give back to the OS what exceeds `keep` bytes of mapped, resident memory,
+    /// and takes what goes out of the books at once; [`Pool::give_back`] makes the system
+    /// calls after the lock is released.
     ///
     /// 1. Unused top chunks idle since at least `idle_since` (any unused one when `None`)
-    ///    are unmapped, but for those needed to keep `keep` ready: among the idle top
+    ///    go (`munmap`), but for those needed to keep `keep` ready: among the idle top
     ///    chunks no larger than `retain`, the smallest one that covers what the busy top
     ///    chunks do not (best fit), else the one with the most ready, and again.
     ///    Top chunks that steady traffic uses are never idle for long, so they stay; the
     ///    spike's large ones go, each giving back the most per system call.
     /// 2. Free blocks of the remaining top chunks that have stayed free since `idle_since`
-    ///    (any when `None`) are purged, largest first, while more than `keep` is ready.
+    ///    (any when `None`) are purged, largest first, while more than `keep` is ready;
+    ///    only pages not purged yet, so a purge costs what it gives back.
     ///    Blocks that steady traffic frees and takes again are never purged, so they cost
     ///    neither `madvise` calls nor page faults.
-    ///
-    /// Returns the bytes given back.
     pub(super) fn shrink_to(
         &self,
         state: &mut PoolState,
         keep: usize,
         idle_since: Option<Instant>,
-    ) -> usize {
+    ) -> GiveBack {
+        let mut plan = GiveBack::default();
         let mut released = 0;
         let mut idle: Vec<usize> = (0..state.top_chunks.len())
             .filter(|&i| {
@@ -167,7 +206,7 @@ impl Pool {
             state.purged_bytes -= top.purged_bytes();
             released += top.ready_bytes();
             state.munmap_calls += 1;
-            drop(top); // unmaps
+            plan.unmap.push(top);
         }
         if !doomed.is_empty() {
             // The doubling restarts from the largest top chunk left.
@@ -182,13 +221,28 @@ impl Pool {
             if excess == 0 {
                 break;
             }
-            let (gained, calls) = state.top_chunks[i].purge(excess, idle_since);
-            state.madvise_calls += calls;
-            state.purged_bytes += gained;
-            released += gained;
-            excess = excess.saturating_sub(gained);
+            let top = &mut state.top_chunks[i];
+            let purged_before = top.purged_bytes();
+            if let Some(job) = top.plan_purge(excess, idle_since) {
+                let planned = top.purged_bytes() - purged_before;
+                state.purged_bytes += planned;
+                released += planned;
+                excess = excess.saturating_sub(planned);
+                plan.purges.push(job);
+            }
         }
         state.released_bytes += released as u64;
-        released
+        plan
     }
+}
+
+/// What downsizing takes out of the pool's books, for [`Pool::give_back`] to return to
+/// the OS without the pool's lock.
+#[derive(Debug, Default)]
+#[must_use = "the plan's system calls must be made with Pool::give_back"]
+pub(super) struct GiveBack {
+    /// Top chunks taken out of the list: dropping one unmaps it.
+    unmap: Vec<TopChunk>,
+    /// Free blocks taken out of their top chunks, to purge.
+    purges: Vec<PurgeJob>,
 }

@@ -25,11 +25,6 @@ impl Purged {
         before.into_iter().chain(self.ranges.range(start..end)).map(|(&s, &e)| (s, e)).collect()
     }
 
-    /// Purged bytes within `start..end`.
-    pub(crate) fn within(&self, start: usize, end: usize) -> usize {
-        self.overlapping(start, end).into_iter().map(|(s, e)| e.min(end) - s.max(start)).sum()
-    }
-
     /// Forgets the purged bytes within `start..end`, which are being taken into use.
     pub(crate) fn take(&mut self, start: usize, end: usize) {
         for (s, e) in self.overlapping(start, end) {
@@ -46,13 +41,44 @@ impl Purged {
         }
     }
 
-    /// Records `start..end` as purged.
-    pub(crate) fn insert(&mut self, start: usize, end: usize) {
-        self.take(start, end);
-        if start < end {
-            self.ranges.insert(start, end);
-            self.bytes += end - start;
+    /// Records `start..end` as purged, merged with purged ranges it touches, so that a
+    /// block purged piece by piece stays one range.
+    pub(crate) fn insert(&mut self, mut start: usize, mut end: usize) {
+        if start >= end {
+            return;
         }
+        self.take(start, end);
+        if let Some((&s, &e)) = self.ranges.range(..start).next_back().filter(|&(_, &e)| e == start)
+        {
+            self.ranges.remove(&s);
+            self.bytes -= e - s;
+            start = s;
+        }
+        if let Some(e) = self.ranges.remove(&end) {
+            self.bytes -= e - end;
+            end = e;
+        }
+        self.ranges.insert(start, end);
+        self.bytes += end - start;
+    }
+
+    /// The parts of `start..end` not purged, highest first.
+    pub(crate) fn gaps(&self, start: usize, end: usize) -> Vec<(usize, usize)> {
+        let mut gaps = Vec::new();
+        if start >= end {
+            return gaps;
+        }
+        let mut hi = end;
+        for (s, e) in self.overlapping(start, end).into_iter().rev() {
+            if e < hi {
+                gaps.push((e, hi));
+            }
+            hi = hi.min(s);
+        }
+        if start < hi {
+            gaps.push((start, hi));
+        }
+        gaps
     }
 
     /// Verifies that the ranges are disjoint, non-empty and sum to `bytes`.
@@ -83,21 +109,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn insert_take_and_within_keep_ranges_disjoint() {
+    fn insert_take_and_gaps_keep_ranges_disjoint() {
         let mut p = Purged::default();
         p.insert(0x1000, 0x5000);
         p.insert(0x8000, 0x9000);
         assert_eq!(p.bytes(), 0x5000);
-        assert_eq!(p.within(0x2000, 0x8800), 0x3000 + 0x800);
         p.take(0x2000, 0x3000); // a block in the middle taken into use
         assert_eq!(
             p.ranges().collect::<Vec<_>>(),
             [(0x1000, 0x2000), (0x3000, 0x5000), (0x8000, 0x9000)]
         );
         assert_eq!(p.bytes(), 0x4000);
+        assert_eq!(
+            p.gaps(0x0, 0x9800),
+            [(0x9000, 0x9800), (0x5000, 0x8000), (0x2000, 0x3000), (0x0, 0x1000)]
+        );
+        assert_eq!(p.gaps(0x1000, 0x2000), []);
+        assert_eq!(p.gaps(0x1800, 0x3800), [(0x2000, 0x3000)]);
         p.insert(0x0, 0x6000); // a larger free block purged again
         assert_eq!(p.ranges().collect::<Vec<_>>(), [(0x0, 0x6000), (0x8000, 0x9000)]);
         assert_eq!(p.bytes(), 0x7000);
+        p.insert(0x6000, 0x7000); // touches the range below: merged
+        p.insert(0x7000, 0x8000); // touches both: one range
+        assert_eq!(p.ranges().collect::<Vec<_>>(), [(0x0, 0x9000)]);
+        assert_eq!(p.bytes(), 0x9000);
         p.take(0x0, 0x10000);
         assert_eq!(p.bytes(), 0);
         p.check().unwrap();

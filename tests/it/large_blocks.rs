@@ -76,7 +76,7 @@ fn a_large_block_shrunk_to_any_size_goes_back_when_deallocated() {
 fn chunk_with_successors(pool: &Pool, k: usize) -> Chunk<'_> {
     let chunk = pool.chunk();
     for j in 0..k {
-        chunk.alloc_layout(Layout::from_size_align((8 * KIB << j) - 128, 8).unwrap());
+        chunk.alloc_layout(Layout::from_size_align(((8 * KIB) << j) - 128, 8).unwrap());
     }
     assert_eq!(chunk.stats().large_blocks, 0);
     chunk
@@ -89,7 +89,7 @@ fn large_allocations_around_the_thresholds_go_back_when_deallocated() {
     for k in 0..4 {
         // An allocation is large when it does not fit in the next successor, `8 KiB << k`
         // with its header: sizes just below and above that.
-        let threshold = 8 * KIB << k;
+        let threshold = (8 * KIB) << k;
         for size in (threshold - 96..threshold + 96).step_by(step) {
             for align in [8, 64, 4096] {
                 for shrink_to in [None, Some(size / 3), Some(0)] {

@@ -2,6 +2,7 @@
 
 mod allocator;
 mod asan;
+mod bad_input;
 mod direct;
 mod downsizing;
 mod faults;
@@ -12,6 +13,7 @@ mod process_chunks;
 mod scopes;
 mod stats;
 mod stress;
+mod system_calls;
 mod threads;
 mod top_chunks;
 mod util;
