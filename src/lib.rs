@@ -76,6 +76,7 @@ pub mod fault_injection;
 mod os;
 mod pool;
 mod stats;
+mod sync;
 mod top_chunk;
 
 pub use allocator_api2::alloc::AllocError;

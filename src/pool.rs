@@ -28,14 +28,13 @@ mod cache;
 mod downsizing;
 
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use allocator_api2::alloc::AllocError;
 
 use crate::config::{Config, PoolBuilder};
 use crate::stats::{PoolStats, TopChunkStats};
+use crate::sync::{AtomicBool, Mutex, MutexGuard, Ordering, PoisonError};
 use crate::top_chunk::TopChunk;
 use crate::{Chunk, ConfigError};
 use cache::{CLASSES, SHARDS, Shard};
@@ -184,7 +183,11 @@ impl Pool {
     /// The process-wide pool, created on first use with the default settings.
     /// [`perfloc::chunk()`](crate::chunk) takes its chunks from here.
     pub fn global() -> &'static Pool {
+        #[cfg(not(loom))]
         static GLOBAL: Pool = Pool::new();
+        // Loom's primitives belong to one model execution: one global pool per execution.
+        #[cfg(loom)]
+        loom::lazy_static! { static ref GLOBAL: Pool = Pool::new(); }
         &GLOBAL
     }
 
@@ -382,7 +385,7 @@ impl Pool {
                     // wait for them rather than fail.
                     Err(AllocError) if state.top_chunks.iter().any(TopChunk::is_purging) => {
                         drop(guard);
-                        std::thread::yield_now();
+                        crate::sync::yield_now();
                         continue;
                     }
                     Err(AllocError) => return Err(AllocError),

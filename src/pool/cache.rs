@@ -21,10 +21,9 @@
 
 use core::cell::Cell;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::pool::Block;
+use crate::sync::{Mutex, MutexGuard, PoisonError, next_thread_number, thread_local};
 
 /// Number of shards.
 pub(crate) const SHARDS: usize = 8;
@@ -155,13 +154,12 @@ pub(crate) fn shard_index() -> usize {
     thread_local! {
         static INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
     }
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
     // A const-initialised `Cell` has no destructor, so it is usable even while the thread
     // exits; `unwrap_or` only guards the impossible.
     INDEX
         .try_with(|index| {
             if index.get() == usize::MAX {
-                index.set(NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS);
+                index.set(next_thread_number() % SHARDS);
             }
             index.get()
         })
