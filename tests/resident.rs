@@ -75,6 +75,10 @@ fn lock() -> std::sync::MutexGuard<'static, ()> {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "measures the resident set in /proc/self/statm, which Miri does not model"
+)]
 fn the_resident_set_falls_back_within_decay_and_at_once_after_trim() {
     let _one = lock();
     let retain = 4 * MIB;
@@ -109,6 +113,10 @@ fn the_resident_set_falls_back_within_decay_and_at_once_after_trim() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "measures the resident set in /proc/self/statm, which Miri does not model"
+)]
 fn the_global_pool_gives_a_spike_back_by_itself_with_default_settings() {
     let _one = lock();
     let pool = Pool::global();
@@ -122,6 +130,10 @@ fn the_global_pool_gives_a_spike_back_by_itself_with_default_settings() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "measures the resident set in /proc/self/statm, which Miri does not model"
+)]
 fn purging_lowers_the_resident_set_while_the_top_chunk_stays_mapped() {
     let _one = lock();
     let retain = 4 * MIB;

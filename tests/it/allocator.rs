@@ -1,7 +1,7 @@
 //! `&Chunk` as an allocator-api2 allocator: collections, in-place grow and shrink,
 //! deallocation, alignment, zero-size layouts, foreign frees.
 
-use crate::util::{KIB, MIB, check, fill, intact, small_pool};
+use crate::util::{KIB, MIB, check, fill, intact, scaled, small_pool};
 use allocator_api2::alloc::Allocator;
 use allocator_api2::{boxed::Box, vec::Vec};
 use hashbrown::{DefaultHashBuilder, HashMap};
@@ -12,18 +12,19 @@ use std::ptr::NonNull;
 fn vec_box_and_hashmap_live_in_a_chunk() {
     let pool = small_pool();
     let chunk = pool.chunk();
+    let (n_ids, n_keys) = scaled((10_000, 5_000u64), (1_000, 300));
     let mut ids: Vec<u32, &perfloc::Chunk> = Vec::new_in(&chunk);
-    ids.extend(0..10_000);
+    ids.extend(0..n_ids);
     let mut map: HashMap<u64, String, DefaultHashBuilder, &perfloc::Chunk> =
         HashMap::new_in(&chunk);
-    for i in 0..5_000u64 {
+    for i in 0..n_keys {
         map.insert(i, i.to_string());
     }
     let body = Box::new_in([7u8; 256], &chunk);
-    assert!(ids.iter().copied().eq(0..10_000));
-    assert!((0..5_000u64).all(|i| map[&i] == i.to_string()));
+    assert!(ids.iter().copied().eq(0..n_ids));
+    assert!((0..n_keys).all(|i| map[&i] == i.to_string()));
     assert!(body.iter().all(|&b| b == 7));
-    assert!(pool.stats().in_use_bytes > 100 * KIB);
+    assert!(pool.stats().in_use_bytes > scaled(100 * KIB, 16 * KIB));
     drop((ids, map, body));
     drop(chunk);
     assert_eq!(pool.stats().in_use_bytes, 0);
@@ -50,7 +51,9 @@ fn reserve_exact_one_and_push_grows_in_place_until_the_block_is_full() {
     let mut v: Vec<u64, _> = Vec::new_in(&chunk);
     let mut moves = 0;
     let mut last = None;
-    for i in 0..100_000u64 {
+    // Under Miri 8 KB: still a first block and successors, so moves.
+    let n = scaled(100_000u64, 1_000);
+    for i in 0..n {
         v.reserve_exact(1);
         v.push(i);
         let ptr = v.as_ptr();
@@ -63,8 +66,8 @@ fn reserve_exact_one_and_push_grows_in_place_until_the_block_is_full() {
         last = Some(ptr);
     }
     // 800 KB in blocks that double from 4 KiB: one move per block, not per push.
-    assert!(moves <= 10, "{moves} moves");
-    assert!(v.iter().copied().eq(0..100_000));
+    assert!((1..=10).contains(&moves), "{moves} moves");
+    assert!(v.iter().copied().eq(0..n));
     // In the first block (4 KiB, 24-byte header), the Vec does not move before 509 elements.
     let chunk = pool.chunk();
     let mut v: Vec<u64, _> = Vec::new_in(&chunk);
@@ -152,7 +155,7 @@ fn foreign_grow_shrink_and_free_never_clobber_other_allocations() {
     let pool = small_pool();
     let chunk = pool.chunk();
     let mut live: std::vec::Vec<(NonNull<u8>, Layout, usize)> = std::vec::Vec::new();
-    for id in 0..2000usize {
+    for id in 0..scaled(2000usize, 200) {
         let layout = Layout::from_size_align(8 + id % 200, 1 << (id % 5)).unwrap();
         let ptr = chunk.alloc_layout(layout);
         // SAFETY: fresh allocation of `layout`.
@@ -317,7 +320,8 @@ fn a_large_allocation_grows_in_place_while_its_block_has_room() {
         );
         let r = r.unwrap().cast::<u8>();
         assert_ne!(r, p, "past its block it moves");
-        assert!(std::slice::from_raw_parts(r.as_ptr(), old.size()).iter().all(|&b| b == 3));
+        // One comparison of the whole slice (not one per byte: slow under Miri).
+        assert!(std::slice::from_raw_parts(r.as_ptr(), old.size()) == vec![3u8; old.size()]);
     }
     assert_eq!(chunk.stats().large_blocks, 1, "the old large block went back");
     check(&pool);

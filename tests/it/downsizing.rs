@@ -2,7 +2,7 @@
 //! `trim`; steady traffic does not thrash. (Resident-set measurements are in
 //! `tests/resident.rs`, a binary of their own so other tests do not disturb them.)
 
-use crate::util::{KIB, MIB, check};
+use crate::util::{KIB, MIB, check, scaled};
 use perfloc::{Chunk, Pool};
 use std::time::{Duration, Instant};
 
@@ -21,23 +21,40 @@ fn spike(pool: &Pool, total: usize, per_chunk: usize) -> Vec<Chunk<'_>> {
     (0..total / per_chunk)
         .map(|i| {
             let chunk = pool.chunk();
-            chunk.alloc_slice_fill_with(per_chunk - 64, |j| (i + j) as u8);
+            let len = per_chunk - 64;
+            let ptr = chunk.alloc_layout(std::alloc::Layout::array::<u8>(len).unwrap());
+            // SAFETY: a fresh allocation of `len` bytes (one `memset`, cheap under Miri too).
+            unsafe { ptr.as_ptr().write_bytes(i as u8, len) };
             chunk
         })
         .collect()
 }
 
+/// Under Miri, where making and dropping a chunk costs thousands of interpreted steps, the
+/// big spikes come in a quarter as many chunks, four times as large.
+fn big(per_chunk: usize) -> usize {
+    scaled(per_chunk, 4 * per_chunk)
+}
+
+/// The `decay` of the tests that wait for it. Under Miri, whose clock (in isolation) ticks
+/// a fixed few microseconds per interpreted step, a longer one: the steps of dropping a
+/// spike must take well under `decay` there too.
+fn decay() -> Duration {
+    scaled(Duration::from_millis(200), Duration::from_secs(2))
+}
+
 /// One small request: a chunk with a few KiB in it.
 fn small_request(pool: &Pool, n: usize) {
     let chunk = pool.chunk();
-    let v = chunk.alloc_slice_fill_with(2000 + n % 2000, |i| i as u32);
+    let words = scaled(2000, 200); // under Miri a request in well under a millisecond of its clock
+    let v = chunk.alloc_slice_fill_with(words + n % words, |i| i as u32);
     assert_eq!(v[1], 1);
 }
 
 #[test]
 fn trim_gives_back_everything_above_retain_at_once() {
     let pool = pool(MIB, Duration::MAX);
-    drop(spike(&pool, 64 * MIB, MIB));
+    drop(spike(&pool, 64 * MIB, big(MIB)));
     let before = pool.stats();
     assert!(before.mapped_bytes >= 64 * MIB);
     assert_eq!(before.munmap_calls, 0, "decay MAX: nothing goes back by itself");
@@ -51,14 +68,14 @@ fn trim_gives_back_everything_above_retain_at_once() {
     assert_eq!(pool.trim(), 0, "nothing left to give back");
     check(&pool);
     // The pool keeps working, reusing what is left before mapping again.
-    drop(spike(&pool, 8 * MIB, MIB));
+    drop(spike(&pool, 8 * MIB, big(MIB)));
     check(&pool);
 }
 
 #[test]
 fn unused_top_chunks_go_largest_first_and_what_covers_retain_stays() {
     let pool = pool(MIB, Duration::MAX);
-    drop(spike(&pool, 32 * MIB, 256 * KIB));
+    drop(spike(&pool, 32 * MIB, big(256 * KIB)));
     let sizes = pool.top_chunk_sizes();
     assert!(sizes.len() >= 6, "{sizes:?}");
     pool.trim();
@@ -67,7 +84,7 @@ fn unused_top_chunks_go_largest_first_and_what_covers_retain_stays() {
     assert_eq!(pool.top_chunk_sizes(), [MIB]);
     assert_eq!(pool.stats().munmap_calls as usize, sizes.len() - 1);
     // Mapping restarts from twice the largest top chunk left.
-    let hold = spike(&pool, 4 * MIB, 256 * KIB);
+    let hold = spike(&pool, 4 * MIB, big(256 * KIB));
     assert_eq!(pool.top_chunk_sizes()[1], 2 * MIB);
     drop(hold);
     check(&pool);
@@ -111,9 +128,9 @@ fn zero_decay_gives_memory_back_as_soon_as_it_is_free() {
 
 #[test]
 fn memory_above_retain_goes_back_after_decay_under_steady_traffic() {
-    let decay = Duration::from_millis(200);
+    let decay = decay();
     let pool = pool(2 * MIB, decay);
-    drop(spike(&pool, 64 * MIB, MIB));
+    drop(spike(&pool, 64 * MIB, big(MIB)));
     let start = Instant::now();
     let mut n = 0;
     // Within decay the spike's memory stays: it may be needed again.
@@ -135,20 +152,28 @@ fn memory_above_retain_goes_back_after_decay_under_steady_traffic() {
 
 #[test]
 fn steady_traffic_after_a_spike_does_not_map_and_unmap_in_a_loop() {
-    let decay = Duration::from_millis(200);
+    // Natively the steady traffic below runs for a few `decay`s of some 20,000 cycles each.
+    // Under Miri a cycle takes some 50 ms of its clock (a few hundred cycles in all), so a
+    // longer decay keeps the ratio of a request's lifetime to `decay` small there too.
+    let decay = scaled(Duration::from_millis(200), Duration::from_secs(20));
     let pool = pool(MIB, decay);
-    drop(spike(&pool, 64 * MIB, MIB));
-    // Recovery: steady traffic until the spike's memory is gone.
+    drop(spike(&pool, 64 * MIB, big(MIB)));
+    // Recovery: steady traffic until the spike's memory is gone (under Miri, where three
+    // such decays would take millions of steps, `trim` does it).
     let start = Instant::now();
     let mut n = 0;
-    while start.elapsed() < 3 * decay {
+    while start.elapsed() < 3 * decay && !cfg!(miri) {
         small_request(&pool, n);
         n += 1;
+    }
+    if cfg!(miri) {
+        small_request(&pool, n);
+        pool.trim();
     }
     assert!(pool.stats().mapped_bytes < 8 * MIB, "{}", pool.stats());
     // Warm-up of the steady traffic below, longer than `decay`.
     let mut ring = std::collections::VecDeque::new();
-    for n in 0..1000 {
+    for n in 0..scaled(1000, 50) {
         let chunk = pool.chunk();
         chunk.alloc_layout(
             std::alloc::Layout::from_size_align(1000 + (n * 7919) % 600_000, 8).unwrap(),
@@ -163,7 +188,7 @@ fn steady_traffic_after_a_spike_does_not_map_and_unmap_in_a_loop() {
     // Steady traffic whose working set (16 live requests of up to 600 KiB, ~5 MiB) is
     // larger than `retain`: each cycle the oldest request ends and a new one starts.
     let mut ring = std::collections::VecDeque::new();
-    for n in 0..100_000 {
+    for n in 0..scaled(100_000, 200) {
         let chunk = pool.chunk();
         let layout = std::alloc::Layout::from_size_align(1000 + (n * 7919) % 600_000, 8).unwrap();
         let ptr = chunk.alloc_layout(layout);

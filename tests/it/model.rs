@@ -12,16 +12,18 @@
 //! - `collections_in_chunks_match_std`: hashbrown `HashMap`s and allocator-api2 `Vec`s in
 //!   chunks, driven by random operations, compared with std collections.
 //!
-//! Case counts: `PERFLOC_MODEL_CASES` (default 32) cases of up to `PERFLOC_MODEL_OPS`
-//! (default 400) operations each. CI runs a million operations in release mode:
+//! Case counts: `PERFLOC_MODEL_CASES` (default 32, under Miri 3) cases of up to
+//! `PERFLOC_MODEL_OPS` (default 400, under Miri 40) operations each. CI runs a million
+//! operations in release mode:
 //! `PERFLOC_MODEL_CASES=1000 PERFLOC_MODEL_OPS=2000 cargo test --release --test it model`.
 
-use crate::util::{KIB, MIB, fill, intact};
+use crate::util::{KIB, MIB, fill, intact, intact_from, scaled};
 use allocator_api2::alloc::Allocator;
 use allocator_api2::vec::Vec as AVec;
 use hashbrown::{DefaultHashBuilder, HashMap};
 use perfloc::{Chunk, Pool};
 use proptest::prelude::*;
+use proptest::test_runner::RngAlgorithm;
 use std::alloc::Layout;
 use std::ptr::NonNull;
 
@@ -31,14 +33,16 @@ fn env(name: &str, default: u32) -> u32 {
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: env("PERFLOC_MODEL_CASES", 32),
+        cases: env("PERFLOC_MODEL_CASES", scaled(32, 3)),
         failure_persistence: None,
+        // ChaCha's rounds cost Miri most of a case's time; a cheaper generator there.
+        rng_algorithm: scaled(ProptestConfig::default().rng_algorithm, RngAlgorithm::XorShift),
         ..ProptestConfig::default()
     }
 }
 
 fn max_ops() -> usize {
-    env("PERFLOC_MODEL_OPS", 400) as usize
+    env("PERFLOC_MODEL_OPS", scaled(400, 40)) as usize
 }
 
 #[derive(Debug, Clone)]
@@ -110,7 +114,7 @@ impl Live {
         let bytes = self.bytes();
         let n = bytes.len();
         let (head, tail) = (n.min(64), n.saturating_sub(64));
-        (0..head).chain(tail..n).all(|i| bytes[i] == crate::util::pattern(self.id, i))
+        intact(&bytes[..head], self.id) && intact_from(&bytes[tail..], self.id, tail)
     }
 }
 
@@ -292,7 +296,7 @@ fn collection_op() -> impl Strategy<Value = CollectionOp> {
         3 => (0..512u32).prop_map(CollectionOp::Remove),
         6 => any::<u32>().prop_map(CollectionOp::Push),
         2 => Just(CollectionOp::Pop),
-        1 => (0..2000u16).prop_map(CollectionOp::Extend),
+        1 => (0..scaled(2000u16, 200)).prop_map(CollectionOp::Extend),
         1 => any::<u16>().prop_map(CollectionOp::Truncate),
         1 => Just(CollectionOp::ShrinkToFit),
         1 => any::<u16>().prop_map(CollectionOp::Reserve),

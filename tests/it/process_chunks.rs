@@ -1,6 +1,6 @@
 //! Process chunks: first block, successor doubling, contents, return of blocks on drop.
 
-use crate::util::{KIB, MIB, check, fill, intact, small_pool};
+use crate::util::{KIB, MIB, check, fill, intact, scaled, small_pool};
 use std::alloc::Layout;
 
 #[test]
@@ -49,7 +49,7 @@ fn contents_of_every_allocation_stay_intact_until_drop() {
     let pool = small_pool();
     let chunk = pool.chunk();
     let mut allocations = Vec::new();
-    for id in 0..3000usize {
+    for id in 0..scaled(3000usize, 400) {
         let size = (id * 37) % 3000 + 1;
         let align = 1 << (id % 8);
         let layout = Layout::from_size_align(size, align).unwrap();
@@ -74,7 +74,8 @@ fn dropping_a_chunk_returns_all_its_blocks() {
     let pool = small_pool();
     {
         let chunk = pool.chunk();
-        for i in 0..100_000u64 {
+        // Under Miri 80 KB: still five regular blocks.
+        for i in 0..scaled(100_000u64, 10_000) {
             chunk.alloc(i);
         }
         chunk.alloc_slice_copy(&vec![0u8; 300 * KIB]);

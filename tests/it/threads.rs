@@ -1,7 +1,7 @@
 //! Threads: Pool is Send + Sync, Chunk is Send; chunks made and dropped concurrently,
 //! across threads, and in any order.
 
-use crate::util::{check, fill, intact, small_pool};
+use crate::util::{check, fill, intact, patterned, scaled, small_pool};
 use allocator_api2::vec::Vec;
 use perfloc::{Chunk, Pool};
 use std::sync::mpsc;
@@ -19,14 +19,23 @@ fn pool_is_send_and_sync_and_chunk_is_send() {
 #[test]
 fn many_threads_make_and_drop_chunks_from_one_pool() {
     let pool = small_pool();
+    // Under Miri fewer rounds, in larger steps over the same lengths (0..20,000 bytes).
+    let rounds = scaled(2000usize, 20);
     std::thread::scope(|s| {
         for t in 0..4usize {
             let pool = &pool;
             s.spawn(move || {
-                for round in 0..2000usize {
+                for round in 0..rounds {
                     let chunk = pool.chunk();
                     let mut v: Vec<u8, _> = Vec::new_in(&chunk);
-                    v.resize((round * 13 + t) % 20_000, 0);
+                    let len = (round * (26_000 / rounds) + t) % 20_000;
+                    v.reserve(len);
+                    // SAFETY: `reserve` made room for `len` bytes, all written before
+                    // `set_len` (one `memset`: `resize` writes byte by byte, slow under Miri).
+                    unsafe {
+                        v.as_mut_ptr().write_bytes(0, len);
+                        v.set_len(len);
+                    }
                     fill(&mut v, t * 100_000 + round);
                     let child = chunk.child();
                     let extra = child.alloc_slice_fill_with(round % 300, |i| i as u32);
@@ -45,18 +54,21 @@ fn many_threads_make_and_drop_chunks_from_one_pool() {
 fn a_chunk_made_on_one_thread_can_be_dropped_on_another() {
     let pool = small_pool();
     let (tx, rx) = mpsc::channel::<(Chunk<'_>, usize)>();
+    // Under Miri fewer chunks, in larger steps over the same sizes (0..5,000 bytes).
+    let chunks = scaled(500, 20);
+    let step = 5000 / chunks;
     std::thread::scope(|s| {
         let pool = &pool;
         s.spawn(move || {
-            for id in 0..500 {
+            for id in 0..chunks {
                 let chunk = pool.chunk();
-                fill(chunk.alloc_slice_fill_with(id * 10, |_| 0u8), id);
+                patterned(&chunk, id * step, id);
                 tx.send((chunk, id)).unwrap();
             }
         });
         s.spawn(move || {
             for (chunk, id) in rx {
-                assert!(chunk.stats().used_bytes >= id * 10);
+                assert!(chunk.stats().used_bytes >= id * step);
                 drop(chunk);
             }
         });
@@ -86,7 +98,7 @@ fn chunks_may_drop_in_any_order_and_their_blocks_are_reused() {
     let pool = small_pool();
     let mut held: std::vec::Vec<Held<'_>> = std::vec::Vec::new();
     let mut next = crate::util::rng(0x2545_F491_4F6C_DD1Du64);
-    for id in 0..3000 {
+    for id in 0..scaled(3000, 40) {
         if held.len() > 20 || (!held.is_empty() && next() % 3 == 0) {
             let victim = held.swap_remove(next() % held.len());
             assert!(victim.intact());
@@ -94,8 +106,7 @@ fn chunks_may_drop_in_any_order_and_their_blocks_are_reused() {
             check(&pool);
         }
         let chunk = pool.chunk();
-        let bytes = chunk.alloc_slice_fill_with(next() % 50_000, |_| 0u8);
-        fill(bytes, id);
+        let bytes = patterned(&chunk, next() % 50_000, id);
         let (ptr, len) = (bytes.as_ptr(), bytes.len());
         held.push(Held { _chunk: chunk, ptr, len, id });
     }
@@ -110,14 +121,21 @@ fn chunks_may_drop_in_any_order_and_their_blocks_are_reused() {
 
 #[test]
 fn the_global_pool_serves_every_thread() {
+    // Under Miri fewer and shorter.
+    let (chunks, step) = scaled((1000u64, 1), (20, 10));
     std::thread::scope(|s| {
         for t in 0..4u64 {
             s.spawn(move || {
-                for i in 0..1000u64 {
+                for i in 0..chunks {
+                    let len = i * step;
                     let chunk = perfloc::chunk();
                     let mut v: Vec<u64, _> = Vec::new_in(&chunk);
-                    v.extend(0..i);
-                    assert_eq!(v.iter().sum::<u64>(), i * i.saturating_sub(1) / 2, "thread {t}");
+                    v.extend(0..len);
+                    assert_eq!(
+                        v.iter().sum::<u64>(),
+                        len * len.saturating_sub(1) / 2,
+                        "thread {t}"
+                    );
                 }
             });
         }
@@ -131,18 +149,19 @@ fn steady_chunk_cycles_take_no_pool_wide_lock() {
     let pool = small_pool();
     let cycle = || {
         let chunk = pool.chunk();
-        chunk.alloc_slice_fill_with(6000, |i| i as u8); // a first block and a successor
+        patterned(&chunk, 6000, 0); // a first block and a successor
     };
+    let cycles = scaled(10_000, 50);
     for _ in 0..100 {
         cycle();
     }
     let warm = pool.stats();
     assert!(warm.cached_bytes > 0, "{warm}");
     std::thread::scope(|s| {
-        s.spawn(|| (0..10_000).for_each(|_| cycle()));
-        s.spawn(|| (0..10_000).for_each(|_| cycle()));
+        s.spawn(|| (0..cycles).for_each(|_| cycle()));
+        s.spawn(|| (0..cycles).for_each(|_| cycle()));
     });
-    for _ in 0..10_000 {
+    for _ in 0..cycles {
         cycle();
     }
     let after = pool.stats();

@@ -1,6 +1,6 @@
 //! Top chunks: doubling, sizing for huge requests, reuse without system calls.
 
-use crate::util::{KIB, MIB, check, small_pool};
+use crate::util::{KIB, MIB, check, fill, intact, scaled, small_pool};
 
 #[test]
 fn each_new_top_chunk_is_twice_the_last() {
@@ -21,13 +21,14 @@ fn each_new_top_chunk_is_twice_the_last() {
 fn a_huge_request_gets_its_own_top_chunk_without_inflating_later_ones() {
     let pool = small_pool();
     let chunk = pool.chunk();
-    let huge = chunk.alloc_slice_fill_with(3 * MIB, |i| i as u8);
+    let huge = chunk.alloc_slice_copy(&vec![0u8; 3 * MIB]);
+    fill(huge, 3);
     assert_eq!(pool.top_chunk_sizes(), [64 * KIB, 4 * MIB]);
     // The regular sequence carries on (64 KiB, 128 KiB taken by the huge request, 256 KiB):
     // it doubles with every mapping but never from the huge top chunk's size.
     let others: Vec<_> = (0..16).map(|_| pool.chunk()).collect();
     assert_eq!(pool.top_chunk_sizes(), [64 * KIB, 4 * MIB, 256 * KIB]);
-    assert!(huge.iter().enumerate().all(|(i, &b)| b == i as u8));
+    assert!(intact(huge, 3));
     drop(others);
     check(&pool);
 }
@@ -47,15 +48,19 @@ fn a_request_larger_than_the_next_top_chunk_maps_a_top_chunk_big_enough() {
 fn blocks_given_back_are_reused_without_any_system_call() {
     let pool = small_pool();
     // Warm up: the largest working set this test will use.
-    for _ in 0..10 {
+    for _ in 0..scaled(10, 2) {
         let chunks: Vec<_> = (0..40).map(|_| pool.chunk()).collect();
         drop(chunks);
     }
     let warm = pool.stats();
-    for round in 0..10_000usize {
+    // Under Miri fewer rounds, in larger steps over the same lengths (0..2000 words).
+    let rounds = scaled(10_000usize, 50);
+    let words: Vec<u32> = (0..2000).collect();
+    for round in 0..rounds {
+        let len = round * (10_000 / rounds) % 2000;
         let chunk = pool.chunk();
-        let v = chunk.alloc_slice_fill_with(round % 2000, |i| i as u32);
-        assert_eq!(v.len(), round % 2000);
+        let v = chunk.alloc_slice_copy(&words[..len]);
+        assert_eq!(v.len(), len);
     }
     let after = pool.stats();
     assert_eq!(after.mmap_calls, warm.mmap_calls, "no mmap in steady state");
