@@ -3,7 +3,7 @@
 //! chunk's `Allocator` methods never corrupt it. Run under ASan in CI, which would catch
 //! a write to memory the pool has not lent.
 
-use crate::util::{KIB, MIB, check, fill, intact, small_pool};
+use crate::util::{KIB, MIB, check, fill, intact, scaled, small_pool};
 use allocator_api2::alloc::Allocator;
 use allocator_api2::collections::TryReserveErrorKind;
 use allocator_api2::vec::Vec;
@@ -31,8 +31,8 @@ fn witness<'c>(chunk: &'c Chunk<'_>, id: usize) -> &'c mut [u8] {
 fn still_usable(pool: &Pool, chunk: &Chunk<'_>) {
     assert_eq!(*chunk.try_alloc(41u64).expect("a word still fits"), 41);
     let mut big: Vec<u8, _> = Vec::new_in(chunk);
-    big.try_reserve_exact(64 * KIB).expect("a large block");
-    big.resize(64 * KIB, 7);
+    big.try_reserve_exact(scaled(64 * KIB, 16 * KIB)).expect("a large block");
+    big.resize(scaled(64 * KIB, 16 * KIB), 7);
     assert_eq!(big[1000], 7);
     check(pool);
 }
@@ -87,23 +87,25 @@ fn capacity_overflow_in_collections_is_an_error_that_keeps_the_data() {
 
 #[test]
 fn a_limit_hit_in_the_middle_of_a_grow_keeps_the_vector_and_the_pool() {
-    let pool = limited(2 * MIB);
+    let limit = scaled(2 * MIB, 256 * KIB);
+    let step = scaled(64 * KIB, 8 * KIB);
+    let pool = limited(limit);
     let chunk = pool.chunk();
     let mut v: Vec<u8, _> = Vec::new_in(&chunk);
     let mut hit = false;
     for round in 0..64usize {
         let len = v.len();
-        match v.try_reserve(len.max(64 * KIB)) {
-            Ok(()) => v.extend(std::iter::repeat_n(round as u8, len.max(64 * KIB))),
+        match v.try_reserve(len.max(step)) {
+            Ok(()) => v.resize(len + len.max(step), round as u8),
             Err(_) => {
                 hit = true;
                 break;
             }
         }
     }
-    assert!(hit, "the 2 MiB limit stops the doubling");
+    assert!(hit, "the limit stops the doubling");
     let len = v.len();
-    assert!(len >= 256 * KIB);
+    assert!(len >= limit / 8, "{len}");
     assert!(v.iter().all(|&b| usize::from(b) < 64), "the data survived the failed grow");
     // A grow by a little may still fit; a grow past the limit fails again, unchanged.
     assert!(v.try_reserve_exact(4 * MIB).is_err());
@@ -123,7 +125,7 @@ fn foreign_pointers_never_corrupt_the_chunk_that_receives_them() {
     let child = parent.child();
     let kept = witness(&parent, 2);
     let layout = Layout::from_size_align(200, 8).unwrap();
-    let big = Layout::from_size_align(200 * KIB, 8).unwrap(); // a large block in its chunk
+    let big = Layout::from_size_align(scaled(200 * KIB, 20 * KIB), 8).unwrap(); // a large block
     let own_big = (&parent).allocate(big).unwrap(); // so the parent looks its large blocks up
     // The newest allocation of each other chunk, and a large one: the cases where the
     // receiving chunk would rewind its bump pointer or release a block if it trusted them.
@@ -145,7 +147,7 @@ fn foreign_pointers_never_corrupt_the_chunk_that_receives_them() {
             assert!(intact(kept, 2), "{name}");
             // SAFETY: `foreign` is still a live allocation of `layout` in `other`.
             let bytes = unsafe { std::slice::from_raw_parts(foreign.as_ptr(), layout.size()) };
-            assert!(bytes.iter().all(|&b| b == 9), "{name}: the other chunk's data is intact");
+            assert!(bytes == vec![9; layout.size()], "{name}: the other chunk's data is intact");
             // SAFETY: given back to its own chunk.
             unsafe { (&other).deallocate(foreign, layout) };
         }

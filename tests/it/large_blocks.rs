@@ -2,7 +2,7 @@
 //! layout the caller passes, so they go back to the pool after any shrink, at every size
 //! around the thresholds; `reset` keeps the largest block, large or not.
 
-use crate::util::{KIB, MIB, check, small_pool};
+use crate::util::{KIB, MIB, check, scaled, small_pool};
 use allocator_api2::alloc::Allocator;
 use allocator_api2::vec::Vec;
 use perfloc::{Chunk, Pool};
@@ -53,8 +53,9 @@ fn a_shrunk_large_vec_goes_back_to_the_pool_when_dropped() {
 fn a_large_block_shrunk_to_any_size_goes_back_when_deallocated() {
     let pool = small_pool();
     let chunk = pool.chunk();
-    let old = Layout::from_size_align(600 * KIB, 8).unwrap();
-    for new_size in [600 * KIB - 1, 300 * KIB, 9 * KIB, 8 * KIB - 8, 4 * KIB, 64, 1, 0] {
+    let size = scaled(600 * KIB, 60 * KIB);
+    let old = Layout::from_size_align(size, 8).unwrap();
+    for new_size in [size - 1, size / 2, 9 * KIB, 8 * KIB - 8, 4 * KIB, 64, 1, 0] {
         let p = alloc_not_newest(&chunk, old);
         assert_eq!(chunk.stats().large_blocks, 1);
         let new = Layout::from_size_align(new_size, 8).unwrap();
@@ -63,7 +64,7 @@ fn a_large_block_shrunk_to_any_size_goes_back_when_deallocated() {
         unsafe {
             p.as_ptr().write_bytes(7, new_size);
             let q = (&chunk).shrink(p, old, new).unwrap().cast::<u8>();
-            assert!(std::slice::from_raw_parts(q.as_ptr(), new_size).iter().all(|&b| b == 7));
+            assert!(std::slice::from_raw_parts(q.as_ptr(), new_size) == vec![7; new_size]);
             (&chunk).deallocate(q, new);
         }
         assert_eq!(chunk.stats().large_blocks, 0, "shrunk to {new_size}");
@@ -173,8 +174,8 @@ fn reset_keeps_the_largest_block_even_a_large_one() {
     assert!(kept.capacity_bytes >= MIB, "the largest block is kept: {kept}");
     // The same work fits again without a block from the pool.
     let in_use = pool.stats().in_use_bytes;
-    let big = chunk.alloc_slice_fill_with(MIB / 2, |i| i as u8);
-    assert_eq!(big[1000], (1000 % 256) as u8);
+    let big = chunk.alloc_slice_copy(&vec![5u8; MIB / 2]);
+    assert_eq!(big[1000], 5);
     assert_eq!(chunk.stats().blocks, 1);
     assert_eq!(pool.stats().in_use_bytes, in_use);
     drop(chunk);

@@ -88,7 +88,7 @@ fn trimming_while_threads_make_and_drop_chunks_costs_what_it_gives_back() {
     let cycles: usize = std::env::var("PERFLOC_TRIM_CYCLES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(if cfg!(miri) { 10 } else { 1000 });
+        .unwrap_or(if cfg!(miri) { 4 } else { 1000 });
     let pool = perfloc::Pool::builder()
         .first_top_chunk_size(if cfg!(miri) { 1 << 20 } else { 64 << 20 })
         .retain(0)
