@@ -47,6 +47,7 @@ impl Pool {
     ///
     /// ```
     /// use std::time::Duration;
+    /// # if cfg!(miri) { return Ok(()) } // the trimmer thread outlives main, which Miri forbids
     ///
     /// let pool: &'static perfloc::Pool = Box::leak(Box::new(
     ///     perfloc::Pool::builder().retain(0).decay(Duration::from_millis(50)).build()?,
@@ -79,7 +80,10 @@ impl Pool {
     /// with `madvise`. Returns the bytes given back.
     ///
     /// ```
-    /// let pool = perfloc::Pool::builder().retain(0).build()?;
+    /// use std::time::Duration;
+    ///
+    /// // Decay MAX: nothing goes back by itself, so what `trim` returns is all of it.
+    /// let pool = perfloc::Pool::builder().retain(0).decay(Duration::MAX).build()?;
     /// drop((0..64).map(|_| {
     ///     let chunk = pool.chunk();
     ///     chunk.alloc_slice_copy(&[7u8; 100_000]);

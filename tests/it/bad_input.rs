@@ -3,22 +3,13 @@
 //! chunk's `Allocator` methods never corrupt it. Run under ASan in CI, which would catch
 //! a write to memory the pool has not lent.
 
-use crate::util::{KIB, MIB, check, fill, intact, scaled, small_pool};
+use crate::util::{KIB, MIB, check, fill, intact, limited, scaled, small_pool};
 use allocator_api2::alloc::Allocator;
 use allocator_api2::collections::TryReserveErrorKind;
 use allocator_api2::vec::Vec;
 use hashbrown::HashMap;
 use perfloc::{Chunk, Pool};
 use std::alloc::Layout;
-
-fn limited(limit: usize) -> Pool {
-    Pool::builder()
-        .first_top_chunk_size(64 * KIB)
-        .first_block_size(4 * KIB)
-        .limit(limit)
-        .build()
-        .unwrap()
-}
 
 /// A patterned allocation that must survive whatever the test does next.
 fn witness<'c>(chunk: &'c Chunk<'_>, id: usize) -> &'c mut [u8] {

@@ -2,7 +2,7 @@
 //! layout the caller passes, so they go back to the pool after any shrink, at every size
 //! around the thresholds; `reset` keeps the largest block, large or not.
 
-use crate::util::{KIB, MIB, check, scaled, small_pool};
+use crate::util::{KIB, MIB, check, limited, scaled, small_pool};
 use allocator_api2::alloc::Allocator;
 use allocator_api2::vec::Vec;
 use perfloc::{Chunk, Pool};
@@ -11,15 +11,6 @@ use std::ptr::NonNull;
 
 /// Iterations of the leak loops: enough to pass a small `limit` many times over.
 const CYCLES: usize = if cfg!(miri) { 20 } else { 100 };
-
-fn limited(limit: usize) -> Pool {
-    Pool::builder()
-        .first_top_chunk_size(64 * KIB)
-        .first_block_size(4 * KIB)
-        .limit(limit)
-        .build()
-        .unwrap()
-}
 
 /// Allocates `layout` and a word after it, so the allocation is not the newest one.
 fn alloc_not_newest(chunk: &Chunk<'_>, layout: Layout) -> NonNull<u8> {

@@ -1,19 +1,10 @@
 //! Limits and errors: AllocError past the limit and on failed mappings, recovery, and
 //! ConfigError naming the bad setting.
 
-use crate::util::{KIB, MIB, check, scaled};
+use crate::util::{KIB, MIB, check, limited, scaled};
 use allocator_api2::vec::Vec;
 use perfloc::{MIN_BLOCK_SIZE, Pool};
 use std::alloc::Layout;
-
-fn limited(limit: usize) -> Pool {
-    Pool::builder()
-        .first_top_chunk_size(64 * KIB)
-        .first_block_size(4 * KIB)
-        .limit(limit)
-        .build()
-        .unwrap()
-}
 
 #[test]
 fn past_the_limit_allocation_fails_and_the_pool_recovers_when_memory_comes_back() {

@@ -15,6 +15,16 @@ pub fn small_pool() -> Pool {
         .expect("valid settings")
 }
 
+/// A pool like [`small_pool`] that maps at most `limit` bytes.
+pub fn limited(limit: usize) -> Pool {
+    Pool::builder()
+        .first_top_chunk_size(64 * KIB)
+        .first_block_size(4 * KIB)
+        .limit(limit)
+        .build()
+        .expect("valid settings")
+}
+
 /// `normal` in a native build, `miri` under Miri, which interprets every step some
 /// thousand times slower: iteration counts and sizes that keep a test's code paths (and
 /// its whole suite under Miri within minutes).
