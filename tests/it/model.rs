@@ -13,7 +13,8 @@
 //!   chunks, driven by random operations, compared with std collections.
 //!
 //! Case counts: `PERFLOC_MODEL_CASES` (default 32, under Miri 3) cases of up to
-//! `PERFLOC_MODEL_OPS` (default 400, under Miri 40) operations each. CI runs a million
+//! `PERFLOC_MODEL_OPS` (default 400, under Miri 40) operations each; the operation test
+//! prints how many operations ran. CI runs about a million
 //! operations in release mode:
 //! `PERFLOC_MODEL_CASES=1000 PERFLOC_MODEL_OPS=2000 cargo test --release --test it model`.
 
@@ -23,8 +24,9 @@ use allocator_api2::vec::Vec as AVec;
 use hashbrown::{DefaultHashBuilder, HashMap};
 use perfloc::{Chunk, Pool};
 use proptest::prelude::*;
-use proptest::test_runner::RngAlgorithm;
+use proptest::test_runner::{RngAlgorithm, TestRunner};
 use std::alloc::Layout;
+use std::cell::Cell;
 use std::ptr::NonNull;
 
 fn env(name: &str, default: u32) -> u32 {
@@ -268,13 +270,24 @@ fn run(ops: Vec<Op>) {
     }
 }
 
-proptest! {
-    #![proptest_config(config())]
-
-    #[test]
-    fn operations_keep_every_allocation_intact(ops in prop::collection::vec(op(), 0..max_ops())) {
+/// Runs the cases by hand, not through `proptest!`, to count the operations that ran:
+/// a long run's record quotes that count, not cases × the maximum length.
+#[test]
+fn operations_keep_every_allocation_intact() {
+    let config = config();
+    let (cases, operations) = (config.cases, Cell::new(0usize));
+    let mut runner = TestRunner::new(config);
+    let outcome = runner.run(&prop::collection::vec(op(), 0..max_ops()), |ops| {
+        let len = ops.len();
         run(ops);
+        operations.set(operations.get() + len);
+        Ok(())
+    });
+    if let Err(failure) = outcome {
+        panic!("{failure}");
     }
+    let operations = operations.get();
+    eprintln!("model: {cases} cases, {operations} operations, all passed");
 }
 
 #[derive(Debug, Clone)]
