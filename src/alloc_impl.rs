@@ -1,4 +1,5 @@
-//! `&Chunk` as an [`Allocator`]: thin forwarding to the chunk.
+//! `&Chunk` and `&SyncChunk` as an [`Allocator`]: thin forwarding to the chunk, one impl
+//! for both kinds (`&ProcessChunk<'_, K>`).
 //!
 //! Implemented for `&Chunk`, not `Chunk`: a container owning the allocator could hand out
 //! `&mut` to it and let safe code reset it under live data.
@@ -34,14 +35,16 @@ use core::ptr::NonNull;
 
 use allocator_api2::alloc::{AllocError, Allocator};
 
-use crate::Chunk;
+use crate::{BumpState, ProcessChunk};
 
 // SAFETY: memory handed out stays valid until it is deallocated or the chunk is reset or
-// dropped, which needs `&mut Chunk` or the chunk by value, impossible while any `&Chunk`
-// (and so any container using it) lives. Copies of `&Chunk` are the same allocator.
+// dropped, which needs `&mut` to the chunk or the chunk by value, impossible while any
+// `&ProcessChunk` (and so any container using it) lives. Copies of the reference are the
+// same allocator. For a `SyncChunk` shared between threads, the bump hands out disjoint
+// bytes by compare-and-swap (see `SharedBump`).
 // `grow`/`shrink` keep data and only rewind or extend the newest allocation, which the
 // chunk proves by its end meeting the bump pointer.
-unsafe impl Allocator for &Chunk<'_> {
+unsafe impl<K: BumpState> Allocator for &ProcessChunk<'_, K> {
     #[inline(always)]
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
         let ptr = (**self).try_alloc_layout(layout)?;

@@ -33,9 +33,9 @@
 //!    read and written by value, and the chunk is `!Sync`.
 
 use core::alloc::Layout;
-use core::cell::Cell;
 use core::fmt;
 use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 use allocator_api2::alloc::AllocError;
 
@@ -44,36 +44,80 @@ use crate::pool::{Block, Pool};
 use crate::stats::ChunkStats;
 use crate::{asan, bump, os};
 
+mod state;
+
+use state::Resize;
+pub use state::{BumpState, LocalBump, SharedBump};
+
 /// Header at the start of every regular block.
+///
+/// Its fields are atomics so that a [`SyncChunk`]'s threads may share them; for a [`Chunk`]
+/// the `Relaxed` loads and stores compile to plain moves, and only its slow path uses them.
 #[repr(C)]
-struct BlockHeader {
-    /// The successor block; `None` for the current block.
-    next: Option<NonNull<BlockHeader>>,
-    /// Size of the block in bytes, header included.
+pub(crate) struct BlockHeader {
+    /// The successor block; null for the current block. Written once (`Release`), when the
+    /// successor is installed, after the successor's header is initialised.
+    next: AtomicPtr<BlockHeader>,
+    /// Size of the block in bytes, header included. Immutable.
     size: usize,
-    /// Bytes bumped past the header, written when the block stops being current.
-    used: usize,
+    /// The block's cursor: the address of its next free byte. A [`SyncChunk`] bumps it
+    /// directly; a [`Chunk`] keeps the current block's cursor in the chunk and writes it
+    /// here when the block stops being current.
+    cursor: AtomicUsize,
 }
 
 const HEADER: usize = size_of::<BlockHeader>();
 
 /// Where a large block is recorded; allocated in the chunk's regular blocks.
-struct LargeNode {
+pub(crate) struct LargeNode {
     next: Option<NonNull<LargeNode>>,
     block: Block,
     /// Size of the allocation the block holds.
     used: usize,
 }
 
-/// A process chunk: an arena for one scope, whose blocks come from a [`Pool`].
+/// A process chunk of either kind: [`Chunk`] (one thread at a time) or [`SyncChunk`]
+/// (shared between threads). Everything but the bump state is one implementation: the
+/// block chain, successors, large blocks, reset, drop, the direct-allocation methods and
+/// the `Allocator` impl for `&ProcessChunk`.
 ///
-/// Allocate with the methods below or through `&Chunk` as an
+/// Use the aliases; this type appears in signatures generic over the kind:
+///
+/// ```
+/// use perfloc::{BumpState, ProcessChunk};
+///
+/// fn greet<'c, K: BumpState>(chunk: &'c ProcessChunk<'_, K>, name: &str) -> &'c str {
+///     let s = chunk.alloc_str("hello, ");
+///     let t = chunk.alloc_str(name);
+///     let mut out = allocator_api2::vec::Vec::new_in(chunk);
+///     out.extend_from_slice(s.as_bytes());
+///     out.extend_from_slice(t.as_bytes());
+///     chunk.alloc_str(core::str::from_utf8(&out).unwrap())
+/// }
+/// assert_eq!(greet(&perfloc::chunk(), "local"), "hello, local");
+/// assert_eq!(greet(&perfloc::sync_chunk(), "shared"), "hello, shared");
+/// ```
+pub struct ProcessChunk<'pool, K: BumpState> {
+    /// The bump state: the current block and its cursor, the large blocks, the next
+    /// successor's size (invariants 1–3 in its terms).
+    state: K,
+    /// The oldest regular block, head of the successor chain (invariant 1). Changes only
+    /// under `&mut self`.
+    first: NonNull<BlockHeader>,
+    pool: &'pool Pool,
+}
+
+/// A process chunk for one thread at a time: an arena for one scope, whose blocks come
+/// from a [`Pool`].
+///
+/// Allocate with the methods of [`ProcessChunk`] or through `&Chunk` as an
 /// [`allocator_api2::alloc::Allocator`] for `Vec`, `Box` and `hashbrown::HashMap`. When the
 /// chunk drops, all its blocks go back to the pool at once, with no system call, in time
 /// proportional to the number of blocks, not allocations.
 ///
 /// A `Chunk` is `Send` (it may be dropped on another thread) but not `Sync`: its bump
-/// pointer is a plain `Cell`.
+/// pointer is a plain `Cell`. Use a [`SyncChunk`] to share one between threads, or to keep
+/// collections in it across an `.await` in a task that may move between threads.
 ///
 /// ```compile_fail,E0277
 /// fn shared_between_threads<T: Sync>() {}
@@ -105,56 +149,101 @@ struct LargeNode {
 /// chunk.reset();
 /// v.push(2);
 /// ```
-pub struct Chunk<'pool> {
-    /// Bump pointer: the next free byte of the current block (invariant 2).
-    ptr: Cell<NonNull<u8>>,
-    /// End of the current block (invariant 2).
-    end: Cell<NonNull<u8>>,
-    /// The newest regular block (invariant 1).
-    current: Cell<NonNull<BlockHeader>>,
-    /// The oldest regular block, head of the successor chain (invariant 1).
-    first: Cell<NonNull<BlockHeader>>,
-    /// Large blocks, newest first (invariant 3).
-    large: Cell<Option<NonNull<LargeNode>>>,
-    /// Size of the next successor block.
-    next_size: Cell<usize>,
-    pool: &'pool Pool,
-}
+pub type Chunk<'pool> = ProcessChunk<'pool, LocalBump>;
+
+/// A process chunk that threads share: `Send + Sync`, so `Vec`, `Box` and
+/// `hashbrown::HashMap` in it are `Send + Sync` when their contents are, and a task holding
+/// them across an `.await` can be `tokio::spawn`ed on a multi-thread runtime.
+///
+/// It takes its blocks from the same pool, links successors and large blocks the same way
+/// and has the same methods as [`Chunk`]. Its bump is lock-free: each block's cursor is an
+/// atomic moved by compare-and-swap; a successor block is installed by one thread under a
+/// small mutex while the others retry. Allocating costs a compare-and-swap more than in a
+/// `Chunk`: prefer `Chunk` where one thread owns the scope.
+///
+/// ```
+/// use allocator_api2::vec::Vec;
+///
+/// let chunk = perfloc::sync_chunk();
+/// let mut evens: Vec<u32, &perfloc::SyncChunk> = Vec::new_in(&chunk);
+/// std::thread::scope(|s| {
+///     let odd = s.spawn(|| chunk.alloc_slice_fill_with(100, |i| 2 * i as u32 + 1));
+///     evens.extend((0..100).map(|i| 2 * i));
+///     assert_eq!(odd.join().unwrap()[99], 199);
+/// });
+/// assert_eq!(evens[99], 198);
+/// ```
+///
+/// A `SyncChunk` cannot be dropped or reset while another thread is inside an allocation,
+/// nor while any allocation lives: both need the chunk by value or by `&mut`, while every
+/// allocating thread and every collection holds a `&SyncChunk` borrow. A collection
+/// cannot outlive its chunk:
+///
+/// ```compile_fail,E0597
+/// use allocator_api2::vec::Vec;
+///
+/// let pool = perfloc::Pool::new();
+/// let escaped = {
+///     let chunk = pool.sync_chunk();
+///     let mut v: Vec<u8, &perfloc::SyncChunk> = Vec::new_in(&chunk);
+///     v.push(1);
+///     v
+/// };
+/// ```
+///
+/// and the chunk cannot be reset while one lives:
+///
+/// ```compile_fail,E0502
+/// use allocator_api2::vec::Vec;
+///
+/// let mut chunk = perfloc::sync_chunk();
+/// let mut v: Vec<u8, &perfloc::SyncChunk> = Vec::new_in(&chunk);
+/// v.push(1);
+/// chunk.reset();
+/// v.push(2);
+/// ```
+pub type SyncChunk<'pool> = ProcessChunk<'pool, SharedBump>;
 
 // SAFETY: a chunk exclusively owns its blocks (nothing else points into them except borrows
-// of the chunk, which cannot cross threads because `Chunk` is not `Sync`), and the pool it
-// returns them to is `Sync`. Moving the whole chunk to another thread moves that ownership.
-unsafe impl Send for Chunk<'_> {}
+// of the chunk), and the pool it returns them to is `Sync`. Moving the whole chunk to
+// another thread moves that ownership. A `Chunk`'s borrows cannot cross threads, as it is
+// not `Sync`; a `SyncChunk`'s may, see below.
+unsafe impl<K: BumpState> Send for ProcessChunk<'_, K> {}
 
-impl<'pool> Chunk<'pool> {
+// SAFETY: every state a `&SyncChunk` reaches is synchronised: the current block and each
+// block's cursor are atomics moved by compare-and-swap (so two threads never receive
+// overlapping bytes), headers are published with `Release` after they are written, and the
+// large blocks and successor installation sit behind `SharedBump`'s mutex. `first` and
+// `pool` are immutable under `&self`.
+unsafe impl Sync for SyncChunk<'_> {}
+
+impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
     pub(crate) fn new(pool: &'pool Pool) -> Result<Self, AllocError> {
         let size = pool.first_block_size();
         let block = pool.acquire(size, true)?;
         let header = new_header(block);
-        Ok(Chunk {
-            ptr: Cell::new(data_start(header)),
-            end: Cell::new(block_end(block)),
-            current: Cell::new(header),
-            first: Cell::new(header),
-            large: Cell::new(None),
-            next_size: Cell::new((size * 2).min(MAX_SIZE)),
-            pool,
-        })
+        Ok(ProcessChunk { state: K::new(header, (size * 2).min(MAX_SIZE)), first: header, pool })
     }
 
     /// The pool this chunk takes its blocks from.
+    ///
+    /// ```
+    /// let pool = perfloc::Pool::new();
+    /// let chunk = pool.sync_chunk();
+    /// assert!(core::ptr::eq(chunk.pool(), &pool));
+    /// ```
     pub fn pool(&self) -> &'pool Pool {
         self.pool
     }
 
-    /// A child chunk from the same pool, like a Postgres child context: the parent's
-    /// allocations stay usable while the child lives, and the child's blocks go back to the
-    /// pool when it drops. The parent cannot be reset while a child lives.
+    /// A child chunk of the same kind from the same pool, like a Postgres child context:
+    /// the parent's allocations stay usable while the child lives, and the child's blocks
+    /// go back to the pool when it drops. The parent cannot be reset while a child lives.
     ///
     /// ```
     /// use allocator_api2::vec::Vec;
     ///
-    /// let parent = perfloc::chunk();
+    /// let parent = perfloc::chunk(); // or perfloc::sync_chunk()
     /// let mut kept: Vec<u32, _> = Vec::new_in(&parent);
     /// for i in 0..3 {
     ///     let child = parent.child();
@@ -166,14 +255,28 @@ impl<'pool> Chunk<'pool> {
     ///
     /// # Panics
     ///
-    /// Panics if the pool cannot provide the child's first block; see [`Chunk::try_child`].
-    pub fn child(&self) -> Chunk<'_> {
-        self.pool.chunk()
+    /// Panics if the pool cannot provide the child's first block; see
+    /// [`ProcessChunk::try_child`].
+    pub fn child(&self) -> ProcessChunk<'_, K> {
+        match self.try_child() {
+            Ok(child) => child,
+            Err(AllocError) => panic!(
+                "perfloc: the pool could not provide a child chunk's first block; \
+                 use try_child to handle this"
+            ),
+        }
     }
 
     /// A child chunk, or `AllocError` if the pool cannot provide its first block.
-    pub fn try_child(&self) -> Result<Chunk<'_>, AllocError> {
-        self.pool.try_chunk()
+    ///
+    /// ```
+    /// let parent = perfloc::sync_chunk();
+    /// let child = parent.try_child()?;
+    /// assert_eq!(*child.alloc(1u8), 1);
+    /// # Ok::<(), perfloc::AllocError>(())
+    /// ```
+    pub fn try_child(&self) -> Result<ProcessChunk<'_, K>, AllocError> {
+        ProcessChunk::new(self.pool)
     }
 
     /// Forgets everything allocated and keeps only the largest block for reuse, like
@@ -182,7 +285,7 @@ impl<'pool> Chunk<'pool> {
     /// chunk's only regular block, so the same work fits again without the pool.
     ///
     /// ```
-    /// let mut chunk = perfloc::chunk();
+    /// let mut chunk = perfloc::chunk(); // or perfloc::sync_chunk()
     /// for round in 0..10 {
     ///     for i in 0..1000u64 {
     ///         chunk.alloc(i * round);
@@ -197,10 +300,11 @@ impl<'pool> Chunk<'pool> {
     /// assert!(chunk.stats().capacity_bytes >= 1 << 20, "the largest block is kept");
     /// ```
     pub fn reset(&mut self) {
-        let current = self.current.get();
+        let current = self.state.current();
         // SAFETY: the current block has an initialised header (invariant 1).
         let mut keep = Block { ptr: current.cast(), size: unsafe { current.as_ref().size } };
-        let mut node = self.large.get();
+        let (large, next_size) = self.state.slow(|slow| (slow.large, slow.next_size));
+        let mut node = large;
         while let Some(n) = node {
             // SAFETY: large nodes are initialised (invariant 3).
             let n = unsafe { n.as_ref() };
@@ -210,24 +314,20 @@ impl<'pool> Chunk<'pool> {
             node = n.next;
         }
         self.pool.release(self.blocks().filter(|block| block.ptr != keep.ptr), false);
-        // The current block's header is rewritten too: it must end the chain again.
+        // The kept block's header is rewritten too: it must end the chain again.
         let header = new_header(keep);
-        self.large.set(None);
-        self.first.set(header);
-        self.current.set(header);
-        self.ptr.set(data_start(header));
-        self.end.set(block_end(keep));
-        self.next_size.set(self.next_size.get().max(keep.size.saturating_mul(2)).min(MAX_SIZE));
+        self.first = header;
+        self.state = K::new(header, next_size.max(keep.size.saturating_mul(2)).min(MAX_SIZE));
         asan::poison(data_start(header), keep.size - HEADER);
     }
 
     /// Every block of the chunk, large ones first, then the chain from `first`. Links are
     /// read before the block holding them is yielded, and large nodes (which live in
     /// regular blocks) before any regular block, so the blocks may go back to the pool as
-    /// they come.
-    fn blocks(&self) -> impl Iterator<Item = Block> + use<'_, 'pool> {
-        let mut large = self.large.get();
-        let mut regular = Some(self.first.get());
+    /// they come. Only for `&mut self` or drop: no other thread may change the chunk.
+    fn blocks(&self) -> impl Iterator<Item = Block> + use<'_, 'pool, K> {
+        let mut large = self.state.slow(|slow| slow.large);
+        let mut regular = Some(self.first);
         core::iter::from_fn(move || {
             if let Some(node) = large {
                 // SAFETY: a live node (invariant 3), in a regular block not yet yielded.
@@ -238,44 +338,56 @@ impl<'pool> Chunk<'pool> {
             let header = regular?;
             // SAFETY: a chain block with an initialised header (invariant 1), read before it
             // is yielded (and so before it can go back to the pool).
-            let (next, size) = unsafe { ((*header.as_ptr()).next, (*header.as_ptr()).size) };
-            regular = next;
+            let (next, size) = unsafe {
+                let h = header.as_ref();
+                (h.next.load(Ordering::Acquire), h.size)
+            };
+            regular = NonNull::new(next);
             Some(Block { ptr: header.cast(), size })
         })
     }
 
-    /// Figures of this chunk: blocks, their capacity and the bytes handed out.
+    /// Figures of this chunk: blocks, their capacity and the bytes handed out. For a
+    /// `SyncChunk` that other threads are allocating from, a snapshot that may be stale.
+    ///
+    /// ```
+    /// let chunk = perfloc::sync_chunk();
+    /// chunk.alloc([0u64; 4]);
+    /// assert_eq!(chunk.stats().used_bytes, 32);
+    /// ```
     pub fn stats(&self) -> ChunkStats {
         let mut stats = ChunkStats { blocks: 0, capacity_bytes: 0, used_bytes: 0, large_blocks: 0 };
-        let current = self.current.get();
-        let mut cur = Some(self.first.get());
+        let mut cur = Some(self.first);
         while let Some(header) = cur {
-            // SAFETY: chain blocks have initialised headers (invariant 1).
+            // SAFETY: chain blocks have initialised headers (invariant 1), published before
+            // the link to them (`Release`, acquired here).
             let h = unsafe { header.as_ref() };
             stats.blocks += 1;
             stats.capacity_bytes += h.size;
-            stats.used_bytes += if header == current {
-                self.ptr.get().addr().get() - data_start(header).addr().get()
-            } else {
-                h.used
-            };
-            cur = h.next;
+            stats.used_bytes += self.state.cursor_of(header) - data_start(header).addr().get();
+            cur = NonNull::new(h.next.load(Ordering::Acquire));
         }
-        let mut node = self.large.get();
-        while let Some(n) = node {
-            // SAFETY: large nodes are initialised (invariant 3).
-            let n = unsafe { n.as_ref() };
-            stats.blocks += 1;
-            stats.large_blocks += 1;
-            stats.capacity_bytes += n.block.size;
-            stats.used_bytes += n.used;
-            node = n.next;
-        }
+        self.state.slow(|slow| {
+            let mut node = slow.large;
+            while let Some(n) = node {
+                // SAFETY: large nodes are initialised (invariant 3).
+                let n = unsafe { n.as_ref() };
+                stats.blocks += 1;
+                stats.large_blocks += 1;
+                stats.capacity_bytes += n.block.size;
+                stats.used_bytes += n.used;
+                node = n.next;
+            }
+        });
         stats
     }
 
     /// Total capacity of the chunk's blocks in bytes (bumpalo's name for
     /// [`ChunkStats::capacity_bytes`]).
+    ///
+    /// ```
+    /// assert!(perfloc::sync_chunk().allocated_bytes() >= perfloc::MIN_BLOCK_SIZE);
+    /// ```
     pub fn allocated_bytes(&self) -> usize {
         self.stats().capacity_bytes
     }
@@ -285,29 +397,21 @@ impl<'pool> Chunk<'pool> {
     ///
     /// Zero-size layouts succeed and use at most alignment padding; every alignment a
     /// `Layout` can hold works.
+    ///
+    /// ```
+    /// use core::alloc::Layout;
+    ///
+    /// let chunk = perfloc::chunk();
+    /// let p = chunk.try_alloc_layout(Layout::from_size_align(100, 64).unwrap())?;
+    /// assert_eq!(p.as_ptr() as usize % 64, 0);
+    /// # Ok::<(), perfloc::AllocError>(())
+    /// ```
     #[inline(always)]
     pub fn try_alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        match self.bump(layout) {
+        match self.state.bump(layout) {
             Some(ptr) => Ok(ptr),
             None => self.alloc_slow(layout),
         }
-    }
-
-    /// The fast path: bump in the current block, or `None` when it has no room.
-    #[inline(always)]
-    fn bump(&self, layout: Layout) -> Option<NonNull<u8>> {
-        let ptr = self.ptr.get();
-        let addr = ptr.addr().get();
-        // SAFETY: the bump pointer is a multiple of `MIN_ALIGN` (invariant 2). Telling the
-        // compiler lets it drop the rounding for alignments up to a word.
-        unsafe { core::hint::assert_unchecked(addr % bump::MIN_ALIGN == 0) };
-        let (start, new) = bump::fit(addr, self.end.get().addr().get(), layout)?;
-        // SAFETY: `fit` checked `ptr <= start <= new <= end`, so both pointers stay within the
-        // current block (invariant 2) and keep its provenance.
-        let (start, new) = unsafe { (ptr.add(start - addr), ptr.add(new - addr)) };
-        self.ptr.set(new);
-        asan::unpoison(start, new.addr().get() - start.addr().get());
-        Some(start)
     }
 
     /// The slow path: zero-size layouts, a successor block, or a large block.
@@ -319,32 +423,51 @@ impl<'pool> Chunk<'pool> {
             return Ok(dangling(layout.align()));
         }
         let page = os::page_size();
-        let next = self.next_size.get();
-        match bump::regular_need(HEADER, layout, page) {
-            Some(need) if need <= next => {
-                self.push_successor(next)?;
-                self.next_size.set(next.saturating_mul(2).min(MAX_SIZE));
-                Ok(self.bump(layout).expect("a successor block holds the request it was sized for"))
+        let need = bump::regular_need(HEADER, layout, page);
+        let regular = self.state.slow(|slow| {
+            // Another thread may have installed a successor while this one waited.
+            if K::SHARED {
+                if let Some(ptr) = self.state.bump(layout) {
+                    return Some(Ok(ptr));
+                }
             }
-            _ => self.alloc_large(layout, page),
+            let next = slow.next_size;
+            match need {
+                Some(need) if need <= next => {
+                    let result = self.push_successor(next, layout);
+                    if result.is_ok() {
+                        slow.next_size = next.saturating_mul(2).min(MAX_SIZE);
+                    }
+                    Some(result)
+                }
+                _ => None,
+            }
+        });
+        match regular {
+            Some(result) => result,
+            None => self.alloc_large(layout, page),
         }
     }
 
-    /// Takes a successor block of `size` bytes and makes it current.
-    fn push_successor(&self, size: usize) -> Result<(), AllocError> {
+    /// Takes a successor block of `size` bytes, allocates `layout` at its start and makes
+    /// it current. Called under [`StateOps::slow`].
+    fn push_successor(&self, size: usize, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let block = self.pool.acquire(size, false)?;
         let header = new_header(block);
-        let old = self.current.get();
-        // SAFETY: `old` is the current block with an initialised header (invariant 1), and
-        // no reference to it is live (invariant 4).
-        unsafe {
-            (*old.as_ptr()).next = Some(header);
-            (*old.as_ptr()).used = self.ptr.get().addr().get() - data_start(old).addr().get();
-        }
-        self.current.set(header);
-        self.ptr.set(data_start(header));
-        self.end.set(block_end(block));
-        Ok(())
+        let start = data_start(header);
+        let (from, to) =
+            bump::fit(start.addr().get(), block_end(block.ptr, size).addr().get(), layout)
+                .expect("a successor block holds the request it was sized for");
+        // SAFETY: `fit` checked `start <= from <= to <= end of the block`.
+        let (ptr, cursor) =
+            unsafe { (start.add(from - start.addr().get()), start.add(to - start.addr().get())) };
+        asan::unpoison(ptr, to - from);
+        let old = self.state.current();
+        // SAFETY: `old` is the current block with an initialised header (invariant 1); the
+        // new header is initialised before this `Release` publishes it.
+        unsafe { old.as_ref().next.store(header.as_ptr(), Ordering::Release) };
+        self.state.install(old, header, cursor);
+        Ok(ptr)
     }
 
     /// Allocates `layout` in a block of its own, recorded in a node in the bump memory.
@@ -360,11 +483,11 @@ impl<'pool> Chunk<'pool> {
                 return Err(err);
             }
         };
-        // SAFETY: `node` is fresh bump memory sized and aligned for a `LargeNode`.
-        unsafe {
-            node.write(LargeNode { next: self.large.get(), block, used: layout.size() });
-        }
-        self.large.set(Some(node));
+        self.state.slow(|slow| {
+            // SAFETY: `node` is fresh bump memory sized and aligned for a `LargeNode`.
+            unsafe { node.write(LargeNode { next: slow.large, block, used: layout.size() }) };
+            slow.large = Some(node);
+        });
         let pad = bump::padding(block.ptr.addr().get(), layout.align());
         // SAFETY: `large_need` reserved room for the padding and the size inside the block.
         let data = unsafe { block.ptr.add(pad) };
@@ -372,79 +495,52 @@ impl<'pool> Chunk<'pool> {
         Ok(data)
     }
 
-    /// True when the allocation at `ptr` of `size` bytes (so of `footprint(size)` bytes in
-    /// the block) ends at the bump pointer, so it is the newest one in the current block.
-    ///
-    /// No allocation from another block can end there: the bump pointer is strictly past
-    /// the start of the current block (after its header), and blocks do not overlap.
-    #[inline(always)]
-    fn is_newest(&self, ptr: NonNull<u8>, size: usize) -> bool {
-        size != 0 && ptr.addr().get() + bump::footprint(size) == self.ptr.get().addr().get()
-    }
-
-    /// The large node whose block holds the allocation of `size` bytes at `ptr`, and the
-    /// node before it in the list.
+    /// Runs `f` on the large node whose block holds the allocation of `size` bytes at
+    /// `ptr` and the node before it in the list, under [`StateOps::slow`]; `None` if no
+    /// large block holds it.
     ///
     /// Decided by address alone, never by the layout: a large allocation may have been
     /// shrunk to any size. Zero-size allocations own no memory (a dangling pointer may
     /// alias any address, even inside a large block), so they are never found; an
     /// allocation inside the current block is regular, which spares the walk.
-    fn find_large(
+    fn with_large<R>(
         &self,
         ptr: NonNull<u8>,
         size: usize,
-    ) -> Option<(Option<NonNull<LargeNode>>, NonNull<LargeNode>)> {
+        f: impl FnOnce(&mut state::Slow, Option<NonNull<LargeNode>>, NonNull<LargeNode>) -> R,
+    ) -> Option<R> {
         let addr = ptr.addr().get();
-        let current = self.current.get().addr().get();
-        if size == 0 || (current..self.end.get().addr().get()).contains(&addr) {
+        let current = self.state.current();
+        // SAFETY: the current block has an initialised header (invariant 1).
+        let current_size = unsafe { current.as_ref().size };
+        if size == 0 || addr.wrapping_sub(current.addr().get()) < current_size {
             return None;
         }
-        let mut prev = None;
-        let mut cur = self.large.get();
-        while let Some(node) = cur {
-            // SAFETY: large nodes are initialised (invariant 3).
-            let n = unsafe { node.as_ref() };
-            if n.block.contains(ptr) {
-                return Some((prev, node));
+        self.state.slow(|slow| {
+            let mut prev = None;
+            let mut cur = slow.large;
+            while let Some(node) = cur {
+                // SAFETY: large nodes are initialised (invariant 3).
+                let n = unsafe { node.as_ref() };
+                if n.block.contains(ptr) {
+                    return Some(f(slow, prev, node));
+                }
+                prev = cur;
+                cur = n.next;
             }
-            prev = cur;
-            cur = n.next;
-        }
-        None
+            None
+        })
     }
 
-    /// Unlinks the large node `node` (after `prev`) and gives its block back to the pool.
-    ///
-    /// # Safety
-    ///
-    /// `node` and `prev` must come from [`Chunk::find_large`] with no change to the list
-    /// since, and the allocation in the block must be given up.
-    unsafe fn release_large(&self, prev: Option<NonNull<LargeNode>>, node: NonNull<LargeNode>) {
-        // SAFETY: `node` (and `prev`, if any) are live nodes (invariant 3); unlinking keeps
-        // every other node linked once, and the caller gave up the allocation.
-        let block = unsafe {
-            let n = node.as_ref();
-            match prev {
-                Some(p) => (*p.as_ptr()).next = n.next,
-                None => self.large.set(n.next),
-            }
-            n.block
-        };
-        self.pool.release([block], false);
-    }
-
-    /// Deallocates; see the `Allocator` impl for `&Chunk`. The newest allocation is rewound
-    /// inline; only a chunk with large blocks looks further, out of line.
+    /// Deallocates; see the `Allocator` impl for `&ProcessChunk`. The newest allocation is
+    /// rewound inline; only a chunk with large blocks looks further, out of line.
     ///
     /// # Safety
     ///
     /// `ptr` must denote a live allocation of `layout` made by this chunk.
     #[inline]
     pub(crate) unsafe fn dealloc(&self, ptr: NonNull<u8>, layout: Layout) {
-        if self.is_newest(ptr, layout.size()) {
-            self.ptr.set(ptr);
-            asan::poison(ptr, bump::footprint(layout.size()));
-        } else if self.large.get().is_some() {
+        if !self.state.rewind(ptr, layout.size()) && self.state.may_have_large() {
             self.dealloc_large(ptr, layout);
         }
     }
@@ -453,13 +549,25 @@ impl<'pool> Chunk<'pool> {
     #[cold]
     #[inline(never)]
     fn dealloc_large(&self, ptr: NonNull<u8>, layout: Layout) {
-        if let Some((prev, node)) = self.find_large(ptr, layout.size()) {
-            // SAFETY: just found; the caller of `dealloc` gave up the allocation.
-            unsafe { self.release_large(prev, node) };
+        let block = self.with_large(ptr, layout.size(), |slow, prev, node| {
+            // SAFETY: `node` (and `prev`, if any) are live nodes (invariant 3) found under
+            // this same exclusive access; unlinking keeps every other node linked once.
+            unsafe {
+                let n = node.as_ref();
+                match prev {
+                    Some(p) => (*p.as_ptr()).next = n.next,
+                    None => slow.large = n.next,
+                }
+                n.block
+            }
+        });
+        if let Some(block) = block {
+            // The caller of `dealloc` gave up the allocation the block held.
+            self.pool.release([block], false);
         }
     }
 
-    /// Grows in place when possible, else moves; see the `Allocator` impl for `&Chunk`.
+    /// Grows in place when possible, else moves; see the `Allocator` impl.
     ///
     /// Kept out of line: inlined into every `Vec` type's growth path it bloats the
     /// caller's hot loops (measured: +20% on `request_cycle_small`).
@@ -477,21 +585,25 @@ impl<'pool> Chunk<'pool> {
     ) -> Result<NonNull<u8>, AllocError> {
         let addr = ptr.addr().get();
         if bump::padding(addr, new.align()) == 0 {
-            if self.is_newest(ptr, old.size()) {
-                if let Some((_, end)) = bump::fit(addr, self.end.get().addr().get(), new) {
-                    // SAFETY: `ptr` starts the newest allocation of the current block and
-                    // `fit` checked `end` is within it (invariant 2).
-                    self.ptr.set(unsafe { ptr.add(end - addr) });
-                    asan::unpoison(ptr, end - addr);
-                    return Ok(ptr);
-                }
-            } else if let Some((_, node)) = self.find_large(ptr, old.size()) {
-                // SAFETY: `node` is a live node (invariant 3) that nothing else borrows.
-                let n = unsafe { &mut *node.as_ptr() };
-                if bump::fit(addr, block_end(n.block).addr().get(), new).is_some() {
-                    n.used = new.size();
-                    asan::unpoison(ptr, new.size());
-                    return Ok(ptr);
+            match self.state.resize(ptr, old.size(), new.size()) {
+                Resize::Done => return Ok(ptr),
+                Resize::NoRoom => {}
+                Resize::NotNewest => {
+                    let grown = self.with_large(ptr, old.size(), |_, _, node| {
+                        // SAFETY: `node` is a live node (invariant 3), reached exclusively.
+                        let n = unsafe { &mut *node.as_ptr() };
+                        let fits =
+                            bump::fit(addr, block_end(n.block.ptr, n.block.size).addr().get(), new)
+                                .is_some();
+                        if fits {
+                            n.used = new.size();
+                        }
+                        fits
+                    });
+                    if grown == Some(true) {
+                        asan::unpoison(ptr, new.size());
+                        return Ok(ptr);
+                    }
                 }
             }
         }
@@ -522,25 +634,24 @@ impl<'pool> Chunk<'pool> {
             return Ok(dangling(new.align()));
         }
         let aligned = bump::padding(ptr.addr().get(), new.align()) == 0;
-        if self.is_newest(ptr, old.size()) {
-            if aligned {
-                // SAFETY: the new end lies inside the old allocation's footprint, in the
-                // current block, and is a multiple of `MIN_ALIGN` (invariant 2).
-                let new_end = unsafe { ptr.add(bump::footprint(new.size())) };
-                self.ptr.set(new_end);
-                asan::poison(new_end, bump::footprint(old.size()) - bump::footprint(new.size()));
+        if aligned {
+            if let Resize::Done = self.state.resize(ptr, old.size(), new.size()) {
                 return Ok(ptr);
             }
-        } else if let Some((_, node)) = self.find_large(ptr, old.size()) {
-            let fits_current =
-                bump::fit(self.ptr.get().addr().get(), self.end.get().addr().get(), new);
-            if aligned && fits_current.is_none() {
-                // SAFETY: `node` is a live node (invariant 3) that nothing else borrows.
+        }
+        let large = self.with_large(ptr, old.size(), |_, _, node| {
+            if aligned && !self.state.has_room(new) {
+                // SAFETY: `node` is a live node (invariant 3), reached exclusively.
                 unsafe { (*node.as_ptr()).used = new.size() };
-                return Ok(ptr);
+                true
+            } else {
+                false
             }
-        } else if aligned {
-            return Ok(ptr);
+        });
+        match large {
+            Some(true) => return Ok(ptr),
+            None if aligned => return Ok(ptr),
+            _ => {}
         }
         // SAFETY: the caller's contract is `relocate`'s.
         unsafe { self.relocate(ptr, old, new) }
@@ -569,15 +680,15 @@ impl<'pool> Chunk<'pool> {
     }
 }
 
-impl Drop for Chunk<'_> {
+impl<K: BumpState> Drop for ProcessChunk<'_, K> {
     fn drop(&mut self) {
         self.pool.release(self.blocks(), true);
     }
 }
 
-impl fmt::Debug for Chunk<'_> {
+impl<K: BumpState> fmt::Debug for ProcessChunk<'_, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Chunk").field("stats", &self.stats()).finish_non_exhaustive()
+        f.debug_struct(K::NAME).field("stats", &self.stats()).finish_non_exhaustive()
     }
 }
 
@@ -587,9 +698,16 @@ fn new_header(block: Block) -> NonNull<BlockHeader> {
     // The block comes poisoned from the pool: open its header, keep its data closed until
     // allocations take it.
     crate::asan::unpoison(block.ptr, HEADER);
+    let cursor = block.ptr.addr().get() + HEADER;
     // SAFETY: the block is at least `MIN_BLOCK_SIZE` bytes, aligned to at least that, and
     // exclusively ours, so a header fits at its start.
-    unsafe { header.write(BlockHeader { next: None, size: block.size, used: 0 }) };
+    unsafe {
+        header.write(BlockHeader {
+            next: AtomicPtr::new(ptr::null_mut()),
+            size: block.size,
+            cursor: AtomicUsize::new(cursor),
+        })
+    };
     header
 }
 
@@ -599,10 +717,10 @@ fn data_start(header: NonNull<BlockHeader>) -> NonNull<u8> {
     unsafe { header.cast::<u8>().add(HEADER) }
 }
 
-/// One past the last byte of `block`.
-fn block_end(block: Block) -> NonNull<u8> {
+/// One past the last byte of the block of `size` bytes at `ptr`.
+fn block_end(ptr: NonNull<u8>, size: usize) -> NonNull<u8> {
     // SAFETY: one past the end of the block's own allocation is in bounds for `add`.
-    unsafe { block.ptr.add(block.size) }
+    unsafe { ptr.add(size) }
 }
 
 /// A non-null pointer aligned to `align`, without provenance: a zero-size allocation.

@@ -2,6 +2,12 @@
 //! `alloc_with`, `alloc_slice_copy`, `alloc_slice_clone`, `alloc_slice_fill_with`,
 //! `alloc_str`, `alloc_layout`.
 //!
+//! Written once for both kinds of chunk: every method works the same on a [`Chunk`] and on a
+//! [`SyncChunk`] (where several threads may call them at once).
+//!
+//! [`Chunk`]: crate::Chunk
+//! [`SyncChunk`]: crate::SyncChunk
+//!
 //! Values placed this way live until the chunk is reset or dropped, and **their destructors
 //! never run** (as with bumpalo). Put values that own resources in an
 //! `allocator_api2::boxed::Box` in the chunk instead, which drops them as usual.
@@ -11,7 +17,7 @@ use core::ptr::NonNull;
 
 use allocator_api2::alloc::AllocError;
 
-use crate::Chunk;
+use crate::{BumpState, ProcessChunk};
 
 /// Reports an allocation the pool could not satisfy, for the panicking methods.
 #[cold]
@@ -32,8 +38,8 @@ fn array_layout<T>(len: usize) -> Layout {
         .unwrap_or_else(|_| panic!("perfloc: a slice of {len} elements overflows isize::MAX bytes"))
 }
 
-impl Chunk<'_> {
-    /// Allocates memory for `layout`: the panicking form of [`Chunk::try_alloc_layout`].
+impl<K: BumpState> ProcessChunk<'_, K> {
+    /// Allocates memory for `layout`: the panicking form of [`ProcessChunk::try_alloc_layout`].
     ///
     /// # Panics
     ///
@@ -59,7 +65,7 @@ impl Chunk<'_> {
     ///
     /// # Panics
     ///
-    /// Panics if the pool cannot provide the memory; see [`Chunk::try_alloc`].
+    /// Panics if the pool cannot provide the memory; see [`ProcessChunk::try_alloc`].
     #[inline(always)]
     #[track_caller]
     #[allow(clippy::mut_from_ref)]

@@ -80,7 +80,7 @@ mod sync;
 mod top_chunk;
 
 pub use allocator_api2::alloc::AllocError;
-pub use chunk::Chunk;
+pub use chunk::{BumpState, Chunk, LocalBump, ProcessChunk, SharedBump, SyncChunk};
 pub use config::{ConfigError, MIN_BLOCK_SIZE, PoolBuilder};
 pub use pool::Pool;
 pub use stats::{ChunkStats, PoolStats, TopChunkStats};
@@ -97,4 +97,24 @@ struct ReadmeDoctests;
 /// Panics if the pool cannot provide the chunk's first block.
 pub fn chunk() -> Chunk<'static> {
     Pool::global().chunk()
+}
+
+/// A [`SyncChunk`] from the global pool: `Pool::global().sync_chunk()`.
+///
+/// ```
+/// use allocator_api2::vec::Vec;
+///
+/// let chunk = perfloc::sync_chunk();
+/// let mut v: Vec<u32, &perfloc::SyncChunk> = Vec::new_in(&chunk);
+/// v.push(1);
+/// std::thread::scope(|s| {
+///     s.spawn(|| assert_eq!(v[0], 1)); // `Vec<u32, &SyncChunk>` is `Sync`
+/// });
+/// ```
+///
+/// # Panics
+///
+/// Panics if the pool cannot provide the chunk's first block.
+pub fn sync_chunk() -> SyncChunk<'static> {
+    Pool::global().sync_chunk()
 }

@@ -36,7 +36,7 @@ use crate::config::{Config, PoolBuilder};
 use crate::stats::{PoolStats, TopChunkStats};
 use crate::sync::{AtomicBool, Mutex, MutexGuard, Ordering, PoisonError};
 use crate::top_chunk::TopChunk;
-use crate::{Chunk, ConfigError};
+use crate::{Chunk, ConfigError, SyncChunk};
 use cache::{CLASSES, SHARDS, Shard};
 use downsizing::GiveBack;
 
@@ -233,6 +233,47 @@ impl Pool {
     /// A new process chunk, or `AllocError` if the pool cannot provide its first block.
     pub fn try_chunk(&self) -> Result<Chunk<'_>, AllocError> {
         Chunk::new(self)
+    }
+
+    /// A new [`SyncChunk`], a process chunk that threads can share (and that async tasks
+    /// can hold across an `.await` on a multi-thread runtime).
+    ///
+    /// ```
+    /// let pool = perfloc::Pool::new();
+    /// let chunk = pool.sync_chunk();
+    /// std::thread::scope(|s| {
+    ///     for t in 0..4u64 {
+    ///         let chunk = &chunk;
+    ///         s.spawn(move || assert_eq!(*chunk.alloc(t), t));
+    ///     }
+    /// });
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// Panics if the pool cannot provide the first block; [`Pool::try_sync_chunk`] returns
+    /// the error instead.
+    pub fn sync_chunk(&self) -> SyncChunk<'_> {
+        match self.try_sync_chunk() {
+            Ok(chunk) => chunk,
+            Err(AllocError) => panic!(
+                "perfloc: the pool could not provide a first block of {} bytes; \
+                 use Pool::try_sync_chunk to handle this",
+                self.config.first_block_size
+            ),
+        }
+    }
+
+    /// A new [`SyncChunk`], or `AllocError` if the pool cannot provide its first block.
+    ///
+    /// ```
+    /// let pool = perfloc::Pool::builder().first_top_chunk_size(64 << 10).limit(64 << 10).build()?;
+    /// let chunk = pool.try_sync_chunk().expect("within the limit");
+    /// assert!(chunk.try_alloc([0u8; 128 << 10]).is_err());
+    /// # Ok::<(), perfloc::ConfigError>(())
+    /// ```
+    pub fn try_sync_chunk(&self) -> Result<SyncChunk<'_>, AllocError> {
+        SyncChunk::new(self)
     }
 
     /// A snapshot of the pool's figures.

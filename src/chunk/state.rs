@@ -1,0 +1,398 @@
+//! The two bump states a process chunk can have: [`LocalBump`] (`Cell`s, for [`Chunk`])
+//! and [`SharedBump`] (atomics and a mutex, for [`SyncChunk`]).
+//!
+//! Everything else (the block chain, successor doubling, large blocks, reset, drop, direct
+//! allocation, the `Allocator` impl) is written once in [`super`], over the sealed
+//! [`BumpState`] trait. A state owns exactly what differs between the kinds:
+//!
+//! - where the bump pointer of the current block lives and how it moves (a `Cell` in the
+//!   chunk, or an atomic cursor in the current block's header moved by compare-and-swap);
+//! - how the slow-path state ([`Slow`]: the list of large blocks and the next successor's
+//!   size) is reached exclusively (a `Cell` copied in and out, or a mutex).
+//!
+//! [`Chunk`]: crate::Chunk
+//! [`SyncChunk`]: crate::SyncChunk
+
+use core::alloc::Layout;
+use core::cell::Cell;
+use core::num::NonZero;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use super::{BlockHeader, LargeNode, block_end, data_start};
+use crate::{asan, bump};
+
+/// The slow-path state of a chunk, reached through [`BumpState::slow`].
+#[derive(Clone, Copy)]
+pub(crate) struct Slow {
+    /// Large blocks, newest first (chunk invariant 3).
+    pub(crate) large: Option<NonNull<LargeNode>>,
+    /// Size of the next successor block.
+    pub(crate) next_size: usize,
+}
+
+/// What [`BumpState::resize`] did.
+pub(crate) enum Resize {
+    /// The allocation was the newest of the current block and now has the new size.
+    Done,
+    /// It is the newest, but the current block has no room for the new size.
+    NoRoom,
+    /// It is not the newest allocation of the current block: nothing changed.
+    NotNewest,
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// The bump state of a process chunk: [`LocalBump`] for [`Chunk`](crate::Chunk),
+/// [`SharedBump`] for [`SyncChunk`](crate::SyncChunk). Sealed: the crate's two kinds are
+/// the only ones.
+///
+/// ```
+/// fn blocks<K: perfloc::BumpState>(chunk: &perfloc::ProcessChunk<'_, K>) -> usize {
+///     chunk.stats().blocks
+/// }
+/// assert_eq!(blocks(&perfloc::chunk()), 1);
+/// assert_eq!(blocks(&perfloc::sync_chunk()), 1);
+/// ```
+#[allow(private_bounds, private_interfaces)]
+pub trait BumpState: sealed::Sealed + Sized + StateOps {}
+
+/// The operations of a bump state (crate-private: the trait is sealed).
+///
+/// Invariants every implementation keeps (the chunk's invariants 1 and 2 in its terms):
+/// the current block is a live regular block of the chunk with an initialised header; its
+/// cursor `c` satisfies `data_start(current) <= c <= block_end(current)`, is a multiple of
+/// `bump::MIN_ALIGN`, and bytes in `c..end` of the current block are not handed out.
+pub(crate) trait StateOps {
+    /// True for the kind shared between threads: its slow path must re-check the current
+    /// block after taking its lock, as another thread may have installed a successor.
+    const SHARED: bool;
+    /// The type's public name, for `Debug`.
+    const NAME: &'static str;
+
+    /// A state whose current block is `header` (fresh, nothing handed out) and whose next
+    /// successor will have `next_size` bytes.
+    fn new(header: NonNull<BlockHeader>, next_size: usize) -> Self;
+
+    /// The current block.
+    fn current(&self) -> NonNull<BlockHeader>;
+
+    /// The fast path: bump `layout` in the current block, or `None` when it has no room.
+    fn bump(&self, layout: Layout) -> Option<NonNull<u8>>;
+
+    /// True when `layout` would fit in the room left in the current block now.
+    fn has_room(&self, layout: Layout) -> bool;
+
+    /// The cursor (address of the next free byte) of `header`, a block of the chain.
+    fn cursor_of(&self, header: NonNull<BlockHeader>) -> usize;
+
+    /// If the allocation of `size` bytes at `ptr` is the newest of the current block, gives
+    /// its bytes back and returns true.
+    fn rewind(&self, ptr: NonNull<u8>, size: usize) -> bool;
+
+    /// Resizes the newest allocation of the current block in place from `old` to `new`
+    /// bytes, if the allocation at `ptr` is that one and the block has room.
+    fn resize(&self, ptr: NonNull<u8>, old: usize, new: usize) -> Resize;
+
+    /// False only when the chunk certainly has no large block.
+    fn may_have_large(&self) -> bool;
+
+    /// Runs `f` with exclusive access to the slow-path state. `f` must not allocate in the
+    /// chunk (it may bump with [`StateOps::bump`] and take blocks from the pool).
+    fn slow<R>(&self, f: impl FnOnce(&mut Slow) -> R) -> R;
+
+    /// Makes `new` (a fresh block whose header's `next` is null, already linked from `old`)
+    /// the current block, with its cursor at `cursor` (past the allocation that needed it).
+    /// Called only from within [`StateOps::slow`], with `old` the current block.
+    fn install(&self, old: NonNull<BlockHeader>, new: NonNull<BlockHeader>, cursor: NonNull<u8>);
+}
+
+/// The bump state of a [`Chunk`](crate::Chunk): plain `Cell`s, so the chunk is `!Sync`.
+///
+/// ```
+/// let chunk: perfloc::ProcessChunk<'_, perfloc::LocalBump> = perfloc::chunk();
+/// assert_eq!(*chunk.alloc(7u8), 7);
+/// ```
+pub struct LocalBump {
+    /// The bump pointer: the next free byte of the current block (see [`StateOps`]); the
+    /// current block's header `cursor` is stale until the block stops being current.
+    ptr: Cell<NonNull<u8>>,
+    /// End of the current block.
+    end: Cell<NonNull<u8>>,
+    /// The newest regular block; its header's `next` is null.
+    current: Cell<NonNull<BlockHeader>>,
+    /// Copied in and out by [`StateOps::slow`], which therefore needs no `&mut`.
+    slow: Cell<Slow>,
+}
+
+impl sealed::Sealed for LocalBump {}
+impl BumpState for LocalBump {}
+
+impl StateOps for LocalBump {
+    const SHARED: bool = false;
+    const NAME: &'static str = "Chunk";
+
+    fn new(header: NonNull<BlockHeader>, next_size: usize) -> Self {
+        // SAFETY: a fresh header is initialised (caller).
+        let size = unsafe { header.as_ref().size };
+        LocalBump {
+            ptr: Cell::new(data_start(header)),
+            end: Cell::new(block_end(header.cast(), size)),
+            current: Cell::new(header),
+            slow: Cell::new(Slow { large: None, next_size }),
+        }
+    }
+
+    #[inline(always)]
+    fn current(&self) -> NonNull<BlockHeader> {
+        self.current.get()
+    }
+
+    #[inline(always)]
+    fn bump(&self, layout: Layout) -> Option<NonNull<u8>> {
+        let ptr = self.ptr.get();
+        let addr = ptr.addr().get();
+        // SAFETY: the bump pointer is a multiple of `MIN_ALIGN` (see `StateOps`). Telling
+        // the compiler lets it drop the rounding for alignments up to a word.
+        unsafe { core::hint::assert_unchecked(addr % bump::MIN_ALIGN == 0) };
+        let (start, new) = bump::fit(addr, self.end.get().addr().get(), layout)?;
+        // SAFETY: `fit` checked `ptr <= start <= new <= end`, so both pointers stay within
+        // the current block and keep its provenance.
+        let (start, new) = unsafe { (ptr.add(start - addr), ptr.add(new - addr)) };
+        self.ptr.set(new);
+        asan::unpoison(start, new.addr().get() - start.addr().get());
+        Some(start)
+    }
+
+    fn has_room(&self, layout: Layout) -> bool {
+        bump::fit(self.ptr.get().addr().get(), self.end.get().addr().get(), layout).is_some()
+    }
+
+    fn cursor_of(&self, header: NonNull<BlockHeader>) -> usize {
+        if header == self.current.get() {
+            self.ptr.get().addr().get()
+        } else {
+            // SAFETY: a chain block has an initialised header (chunk invariant 1).
+            unsafe { header.as_ref().cursor.load(Ordering::Relaxed) }
+        }
+    }
+
+    #[inline(always)]
+    fn rewind(&self, ptr: NonNull<u8>, size: usize) -> bool {
+        // No allocation from another block can end at the bump pointer: it is strictly past
+        // the start of the current block (after its header), and blocks do not overlap.
+        let newest =
+            size != 0 && ptr.addr().get() + bump::footprint(size) == self.ptr.get().addr().get();
+        if newest {
+            self.ptr.set(ptr);
+            asan::poison(ptr, bump::footprint(size));
+        }
+        newest
+    }
+
+    fn resize(&self, ptr: NonNull<u8>, old: usize, new: usize) -> Resize {
+        let addr = ptr.addr().get();
+        if old == 0 || addr + bump::footprint(old) != self.ptr.get().addr().get() {
+            return Resize::NotNewest;
+        }
+        let new_end = addr + bump::footprint(new);
+        if new_end > self.end.get().addr().get() {
+            return Resize::NoRoom;
+        }
+        // SAFETY: `ptr..new_end` lies in the current block (checked just above), and
+        // `new_end` is a multiple of `MIN_ALIGN` as `ptr` is.
+        let new_ptr = unsafe { ptr.add(new_end - addr) };
+        if new >= old {
+            asan::unpoison(ptr, new_end - addr);
+        } else {
+            asan::poison(new_ptr, bump::footprint(old) - bump::footprint(new));
+        }
+        self.ptr.set(new_ptr);
+        Resize::Done
+    }
+
+    #[inline(always)]
+    fn may_have_large(&self) -> bool {
+        self.slow.get().large.is_some()
+    }
+
+    fn slow<R>(&self, f: impl FnOnce(&mut Slow) -> R) -> R {
+        let mut slow = self.slow.get();
+        let result = f(&mut slow);
+        self.slow.set(slow);
+        result
+    }
+
+    fn install(&self, old: NonNull<BlockHeader>, new: NonNull<BlockHeader>, cursor: NonNull<u8>) {
+        // SAFETY: `old` and `new` are chain blocks with initialised headers (chunk
+        // invariant 1); the header's fields are only accessed through shared references.
+        let (old, size) = unsafe { (old.as_ref(), new.as_ref().size) };
+        old.cursor.store(self.ptr.get().addr().get(), Ordering::Relaxed);
+        self.current.set(new);
+        self.ptr.set(cursor);
+        self.end.set(block_end(new.cast(), size));
+    }
+}
+
+/// The bump state of a [`SyncChunk`](crate::SyncChunk): each block's cursor is an atomic
+/// in its header, moved by compare-and-swap; the current block is an `AtomicPtr`; the slow
+/// path (successors, large blocks) runs under a mutex.
+///
+/// Threads that loaded an older current block just before a successor was installed
+/// allocate in that block, legitimately: its memory stays valid until the chunk drops.
+///
+/// ```
+/// let chunk: perfloc::ProcessChunk<'_, perfloc::SharedBump> = perfloc::sync_chunk();
+/// std::thread::scope(|s| {
+///     s.spawn(|| assert_eq!(*chunk.alloc(7u8), 7));
+///     s.spawn(|| assert_eq!(*chunk.alloc(8u8), 8));
+/// });
+/// ```
+pub struct SharedBump {
+    /// The newest regular block: a live chain block, never null; its header's `next` is
+    /// null. Stored (`Release`) only under `slow`'s lock, after the header is initialised.
+    current: AtomicPtr<BlockHeader>,
+    /// `slow.large.is_some()`, written under the lock, read without it on `deallocate`.
+    has_large: AtomicBool,
+    /// The slow-path state; also serialises successor installation.
+    slow: Mutex<Slow>,
+}
+
+impl sealed::Sealed for SharedBump {}
+impl BumpState for SharedBump {}
+
+impl SharedBump {
+    /// The current block and its end.
+    #[inline(always)]
+    fn current_block(&self) -> (&BlockHeader, NonNull<BlockHeader>, usize) {
+        let ptr = self.current.load(Ordering::Acquire);
+        // SAFETY: `current` is never null (field invariant).
+        let header = unsafe { NonNull::new_unchecked(ptr) };
+        // SAFETY: a live chain block whose header was initialised before it was published
+        // with `Release` (field invariant; acquired above). Its memory stays valid while the
+        // chunk lives, which `&self` guarantees.
+        let h = unsafe { header.as_ref() };
+        (h, header, header.addr().get() + h.size)
+    }
+}
+
+impl StateOps for SharedBump {
+    const SHARED: bool = true;
+    const NAME: &'static str = "SyncChunk";
+
+    fn new(header: NonNull<BlockHeader>, next_size: usize) -> Self {
+        SharedBump {
+            current: AtomicPtr::new(header.as_ptr()),
+            has_large: AtomicBool::new(false),
+            slow: Mutex::new(Slow { large: None, next_size }),
+        }
+    }
+
+    #[inline(always)]
+    fn current(&self) -> NonNull<BlockHeader> {
+        self.current_block().1
+    }
+
+    #[inline(always)]
+    fn bump(&self, layout: Layout) -> Option<NonNull<u8>> {
+        let (h, header, end) = self.current_block();
+        let mut cursor = h.cursor.load(Ordering::Relaxed);
+        loop {
+            let (start, new) = bump::fit(cursor, end, layout)?;
+            // `Acquire` pairs with the `Release` of a thread that gave these bytes back
+            // (`rewind`/`resize`), so its last writes to them happen before ours.
+            match h.cursor.compare_exchange_weak(cursor, new, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => {
+                    // `start >= data_start(header) > 0`, inside the block: the header's
+                    // provenance covers it.
+                    let start = header.cast::<u8>().with_addr(NonZero::new(start)?);
+                    asan::unpoison(start, new - start.addr().get());
+                    return Some(start);
+                }
+                Err(seen) => cursor = seen,
+            }
+        }
+    }
+
+    fn has_room(&self, layout: Layout) -> bool {
+        let (h, _, end) = self.current_block();
+        bump::fit(h.cursor.load(Ordering::Relaxed), end, layout).is_some()
+    }
+
+    fn cursor_of(&self, header: NonNull<BlockHeader>) -> usize {
+        // SAFETY: a chain block has an initialised header (chunk invariant 1).
+        unsafe { header.as_ref().cursor.load(Ordering::Relaxed) }
+    }
+
+    #[inline(always)]
+    fn rewind(&self, ptr: NonNull<u8>, size: usize) -> bool {
+        if size == 0 {
+            return false;
+        }
+        let (h, _, _) = self.current_block();
+        let addr = ptr.addr().get();
+        // As for `LocalBump`: only the newest allocation of this block ends at its cursor.
+        // The bytes are not poisoned: another thread may take them the moment the CAS
+        // lands.
+        h.cursor
+            .compare_exchange(
+                addr + bump::footprint(size),
+                addr,
+                Ordering::Release,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+    }
+
+    fn resize(&self, ptr: NonNull<u8>, old: usize, new: usize) -> Resize {
+        let (h, _, end) = self.current_block();
+        let addr = ptr.addr().get();
+        let old_end = addr + bump::footprint(old);
+        let new_end = addr + bump::footprint(new);
+        if old == 0 {
+            return Resize::NotNewest;
+        }
+        if new_end > end {
+            return if h.cursor.load(Ordering::Relaxed) == old_end {
+                Resize::NoRoom
+            } else {
+                Resize::NotNewest
+            };
+        }
+        match h.cursor.compare_exchange(old_end, new_end, Ordering::AcqRel, Ordering::Relaxed) {
+            Ok(_) => {
+                if new > old {
+                    asan::unpoison(ptr, new_end - addr);
+                }
+                Resize::Done
+            }
+            Err(_) => Resize::NotNewest,
+        }
+    }
+
+    #[inline(always)]
+    fn may_have_large(&self) -> bool {
+        self.has_large.load(Ordering::Acquire)
+    }
+
+    fn slow<R>(&self, f: impl FnOnce(&mut Slow) -> R) -> R {
+        // `Slow` is consistent between statements that could panic: a poisoned lock leaves
+        // nothing half-done.
+        let mut slow = self.slow.lock().unwrap_or_else(PoisonError::into_inner);
+        let result = f(&mut slow);
+        self.has_large.store(slow.large.is_some(), Ordering::Release);
+        result
+    }
+
+    fn install(&self, _old: NonNull<BlockHeader>, new: NonNull<BlockHeader>, cursor: NonNull<u8>) {
+        // SAFETY: `new` is a fresh chain block with an initialised header, not yet visible
+        // to other threads.
+        let h = unsafe { new.as_ref() };
+        h.cursor.store(cursor.addr().get(), Ordering::Relaxed);
+        // Publishes the header (and the reservation in it) to threads that load `current`.
+        self.current.store(new.as_ptr(), Ordering::Release);
+    }
+}
