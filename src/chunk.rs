@@ -17,20 +17,29 @@
 //!   `shrink` a large allocation may have any size. Shrinking one to size zero gives its
 //!   block back at once (a zero-size allocation owns nothing).
 //! - **Reset** keeps the largest block, large or regular, as the only regular block.
+//! - **Two kinds, one implementation.** [`ProcessChunk`] is generic over its bump state:
+//!   [`LocalBump`] (`Cell`s) makes a [`Chunk`], `!Sync`, whose fast path is a handful of
+//!   instructions and one branch; [`SharedBump`] (each block's cursor an atomic in its
+//!   header, moved by compare-and-swap; the current block an `AtomicPtr`; the slow path
+//!   under a mutex) makes a [`SyncChunk`], `Send + Sync`. Everything else in this module,
+//!   in `direct` and in `alloc_impl` is written once for both.
 //!
 //! # Invariants (relied on by every `unsafe` block in this module)
 //!
-//! 1. `current` and every block reachable from `first` through `next` are live regular
-//!    blocks lent to this chunk by `pool`, each starting with an initialised header whose
-//!    `size` is the block's size; the chain ends at `current` (`current.next == None`).
-//! 2. `data_start(current) <= ptr <= end == current + current.size < bump::MAX_ADDR`
-//!    (blocks lie in top chunks, which end below it), both derived from the current
-//!    block's pointer; `ptr` is a multiple of `bump::MIN_ALIGN`; bytes in `ptr..end` are
-//!    not handed out.
-//! 3. Every node reachable from `large` is initialised, lies in a regular block of this
-//!    chunk, and describes a live large block lent to this chunk, linked exactly once.
-//! 4. Nothing hands out a `&mut` to chunk state across user code: state is in `Cell`s,
-//!    read and written by value, and the chunk is `!Sync`.
+//! 1. The state's current block and every block reachable from `first` through `next` are
+//!    live regular blocks lent to this chunk by `pool`, each starting with an initialised
+//!    header whose `size` is the block's size; the chain ends at the current block (its
+//!    `next` is null). A header is initialised before it is linked or made current.
+//! 2. The current block's cursor `c` (in the state) satisfies
+//!    `data_start(current) <= c <= end == current + current.size < bump::MAX_ADDR` (blocks
+//!    lie in top chunks, which end below it); `c` is a multiple of `bump::MIN_ALIGN`; bytes
+//!    in `c..end` are not handed out. The same holds for every older block's `cursor`.
+//! 3. Every node reachable from the state's `large` list is initialised, lies in a regular
+//!    block of this chunk, and describes a live large block lent to this chunk, linked
+//!    exactly once. The list is only read and written under [`state::StateOps::slow`].
+//! 4. Nothing hands out a `&mut` to chunk state across user code: a `Chunk`'s state is in
+//!    `Cell`s, read and written by value, and `Chunk` is `!Sync`; a `SyncChunk`'s state is
+//!    in atomics and behind a mutex.
 
 use core::alloc::Layout;
 use core::fmt;
