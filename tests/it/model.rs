@@ -9,6 +9,7 @@
 //!   model, and no chunk has more large blocks than live allocations (a large block freed
 //!   after any grow or shrink goes back at once); sizes cluster around the large-block
 //!   thresholds; after all chunks drop, `in_use_bytes` is 0 and `Pool::check` passes.
+//!   `operations_keep_every_allocation_intact_in_sync_chunks` runs the same on `SyncChunk`s.
 //! - `collections_in_chunks_match_std`: hashbrown `HashMap`s and allocator-api2 `Vec`s in
 //!   chunks, driven by random operations, compared with std collections.
 //!
@@ -22,7 +23,7 @@ use crate::util::{KIB, MIB, fill, intact, intact_from, scaled};
 use allocator_api2::alloc::Allocator;
 use allocator_api2::vec::Vec as AVec;
 use hashbrown::{DefaultHashBuilder, HashMap};
-use perfloc::{Chunk, Pool};
+use perfloc::{BumpState, Pool, ProcessChunk};
 use proptest::prelude::*;
 use proptest::test_runner::{RngAlgorithm, TestRunner};
 use std::alloc::Layout;
@@ -140,7 +141,9 @@ fn check_step(live: &[Live], pools: &[Pool; 2], chunks_alive: [usize; 2]) {
     }
 }
 
-fn run(ops: Vec<Op>) {
+/// Runs `ops` on chunks of one kind, made by `new_chunk` (`Pool::chunk` or
+/// `Pool::sync_chunk`).
+fn run<K: BumpState>(ops: Vec<Op>, new_chunk: for<'p> fn(&'p Pool) -> ProcessChunk<'p, K>) {
     let pools = [
         Pool::builder().first_top_chunk_size(64 * KIB).first_block_size(4 * KIB).build().unwrap(),
         Pool::builder()
@@ -152,10 +155,10 @@ fn run(ops: Vec<Op>) {
     ];
     const MIN_BLOCK: usize = perfloc::MIN_BLOCK_SIZE;
     // Chunks with a unique key, the pool they come from, and the model's allocations.
-    let mut chunks: Vec<(u64, usize, Chunk<'_>)> = Vec::new();
+    let mut chunks: Vec<(u64, usize, ProcessChunk<'_, K>)> = Vec::new();
     let mut live: Vec<Live> = Vec::new();
     let (mut next_key, mut next_id) = (0u64, 0usize);
-    let alive = |chunks: &[(u64, usize, Chunk<'_>)]| {
+    let alive = |chunks: &[(u64, usize, ProcessChunk<'_, K>)]| {
         let mut n = [0; 2];
         chunks.iter().for_each(|c| n[c.1] += 1);
         n
@@ -163,7 +166,7 @@ fn run(ops: Vec<Op>) {
     for op in ops {
         match op {
             Op::NewChunk { pool } => {
-                chunks.push((next_key, pool, pools[pool].chunk()));
+                chunks.push((next_key, pool, new_chunk(&pools[pool])));
                 next_key += 1;
             }
             Op::Alloc { chunk, size, align_shift } if !chunks.is_empty() => {
@@ -272,14 +275,16 @@ fn run(ops: Vec<Op>) {
 
 /// Runs the cases by hand, not through `proptest!`, to count the operations that ran:
 /// a long run's record quotes that count, not cases × the maximum length.
-#[test]
-fn operations_keep_every_allocation_intact() {
+fn check_operations<K: BumpState>(
+    kind: &str,
+    new_chunk: for<'p> fn(&'p Pool) -> ProcessChunk<'p, K>,
+) {
     let config = config();
     let (cases, operations) = (config.cases, Cell::new(0usize));
     let mut runner = TestRunner::new(config);
     let outcome = runner.run(&prop::collection::vec(op(), 0..max_ops()), |ops| {
         let len = ops.len();
-        run(ops);
+        run(ops, new_chunk);
         operations.set(operations.get() + len);
         Ok(())
     });
@@ -287,7 +292,17 @@ fn operations_keep_every_allocation_intact() {
         panic!("{failure}");
     }
     let operations = operations.get();
-    eprintln!("model: {cases} cases, {operations} operations, all passed");
+    eprintln!("model ({kind}): {cases} cases, {operations} operations, all passed");
+}
+
+#[test]
+fn operations_keep_every_allocation_intact() {
+    check_operations("Chunk", Pool::chunk);
+}
+
+#[test]
+fn operations_keep_every_allocation_intact_in_sync_chunks() {
+    check_operations("SyncChunk", Pool::sync_chunk);
 }
 
 #[derive(Debug, Clone)]
