@@ -2,7 +2,9 @@
 //! allocator where it applies), all in the same run:
 //!
 //! - `alloc_u64`: 10,007 `u64`s into a warmed arena, reset between iterations (bumpalo's
-//!   method);
+//!   method), `Chunk` and `SyncChunk` (`perfloc-sync`) on one thread;
+//! - `alloc_u64_two_threads`: 10,007 `u64`s on each of two threads, into one shared
+//!   `SyncChunk` or into a `Chunk` each;
 //! - `vec_push`: 100,000 pushes into an `allocator_api2::vec::Vec` in the arena;
 //! - `vec_reserve_exact_1`: 10,007 × (`reserve_exact(1)`, push): in-place growth shows;
 //! - `hashmap_insert`: 100,000 `(u64, u64)` inserts into a hashbrown `HashMap`.
@@ -29,6 +31,15 @@ fn alloc_u64(c: &mut Criterion) {
                 black_box(chunk.alloc(black_box(i as u64)));
             }
             chunk.reset();
+        })
+    });
+    let mut sync_chunk = perfloc::sync_chunk();
+    group.bench_function("perfloc-sync", |b| {
+        b.iter(|| {
+            for i in 0..ALLOCS {
+                black_box(sync_chunk.alloc(black_box(i as u64)));
+            }
+            sync_chunk.reset();
         })
     });
     let mut bump = bumpalo::Bump::new();
@@ -155,5 +166,50 @@ fn arenas(
     });
 }
 
-criterion_group!(benches, alloc_u64, vec_push, vec_reserve_exact_1, hashmap_insert);
+/// `ALLOCS` `u64`s on each of two threads: into one shared `SyncChunk`, and into a `Chunk`
+/// of each thread's own (thread start-up included in both).
+fn alloc_u64_two_threads(c: &mut Criterion) {
+    let mut group = c.benchmark_group("alloc_u64_two_threads");
+    group.throughput(Throughput::Elements(2 * ALLOCS as u64));
+    let mut shared = perfloc::sync_chunk();
+    group.bench_function("perfloc-sync-shared", |b| {
+        b.iter(|| {
+            std::thread::scope(|s| {
+                for _ in 0..2 {
+                    let shared = &shared;
+                    s.spawn(move || {
+                        for i in 0..ALLOCS {
+                            black_box(shared.alloc(black_box(i as u64)));
+                        }
+                    });
+                }
+            });
+            shared.reset();
+        })
+    });
+    group.bench_function("perfloc-chunk-each", |b| {
+        b.iter(|| {
+            std::thread::scope(|s| {
+                for _ in 0..2 {
+                    s.spawn(|| {
+                        let chunk = perfloc::chunk();
+                        for i in 0..ALLOCS {
+                            black_box(chunk.alloc(black_box(i as u64)));
+                        }
+                    });
+                }
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    alloc_u64,
+    alloc_u64_two_threads,
+    vec_push,
+    vec_reserve_exact_1,
+    hashmap_insert
+);
 criterion_main!(benches);

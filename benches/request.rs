@@ -3,6 +3,7 @@
 //! the body copied), use them, and drop everything. All contenders in the same run:
 //!
 //! - `perfloc`: a chunk from the global pool per request;
+//! - `perfloc-sync`: a `SyncChunk` from the global pool per request;
 //! - `bumpalo-new`: a new `bumpalo::Bump` per request;
 //! - `bumpalo-reset`: one `Bump`, reset after each request;
 //! - `bump-scope`: one `bump_scope::Bump`, a `scoped` scope per request;
@@ -33,6 +34,12 @@ fn request_cycle(c: &mut Criterion, name: &str, text: &'static str, scale: usize
     group.bench_function("perfloc", |b| {
         b.iter(|| {
             let chunk = perfloc::chunk();
+            black_box(handle(text, scale, &chunk))
+        })
+    });
+    group.bench_function("perfloc-sync", |b| {
+        b.iter(|| {
+            let chunk = perfloc::sync_chunk();
             black_box(handle(text, scale, &chunk))
         })
     });
