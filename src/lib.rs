@@ -37,6 +37,11 @@
 //!   pool and bumps upward in it. When the block is full it takes a successor twice the
 //!   size and links it from the old block's header; all of them live as long as the chunk.
 //!   Bumping upward lets the newest allocation grow and shrink in place.
+//! - **Two kinds of chunk.** A [`Chunk`] is for one thread at a time (`Send`, not `Sync`:
+//!   its bump pointer is a `Cell`). A [`SyncChunk`] ([`sync_chunk()`], [`Pool::sync_chunk`])
+//!   is `Send + Sync`: its bump is a compare-and-swap on an atomic cursor, so threads may
+//!   allocate from it at once and async tasks may hold collections in it across `.await`.
+//!   Both are [`ProcessChunk`]s, one implementation over two bump states.
 //! - **Shards.** Each thread takes and gives back blocks through a small cache of its own in
 //!   the pool, so chunks made and dropped in steady state take no pool-wide lock.
 //! - **Scopes.** [`Chunk::child`] makes a nested scope; [`Chunk::reset`] forgets everything
