@@ -1,6 +1,6 @@
 //! Instructions and conditional branches per allocation on the fast path, counted by
 //! callgrind (exact and repeatable, unlike wall-clock time on a shared machine), for
-//! perfloc, bumpalo and bump-scope, through the typed `alloc` and through
+//! perfloc (`Chunk` and `SyncChunk`), bumpalo and bump-scope, through the typed `alloc` and through
 //! `Allocator::allocate` with the layout hidden from the optimiser.
 //!
 //! ```sh
@@ -41,6 +41,13 @@ fn perfloc_typed(chunk: &perfloc::Chunk, n: usize) {
 }
 
 #[inline(never)]
+fn perfloc_sync_typed(chunk: &perfloc::SyncChunk, n: usize) {
+    for i in 0..n {
+        black_box(chunk.alloc(black_box(i as u64)));
+    }
+}
+
+#[inline(never)]
 fn bumpalo_typed(bump: &bumpalo::Bump, n: usize) {
     for i in 0..n {
         black_box(bump.alloc(black_box(i as u64)));
@@ -63,6 +70,13 @@ fn baseline_allocate(n: usize) {
 
 #[inline(never)]
 fn perfloc_allocate(chunk: &perfloc::Chunk, n: usize) {
+    for _ in 0..n {
+        let _ = black_box((&chunk).allocate(black_box(Layout::new::<u64>())));
+    }
+}
+
+#[inline(never)]
+fn perfloc_sync_allocate(chunk: &perfloc::SyncChunk, n: usize) {
     for _ in 0..n {
         let _ = black_box((&chunk).allocate(black_box(Layout::new::<u64>())));
     }
@@ -144,6 +158,10 @@ case_fns! {
     request_cycle_small__bumpalo_reset: { let mut b = bumpalo::Bump::new(); for _ in 0..cases::REQUESTS { black_box(workload::handle(text, 1, &b)); b.reset(); } };
     request_cycle_small__bump_scope: { let mut b: bump_scope::Bump = bump_scope::Bump::new(); for _ in 0..cases::REQUESTS { black_box(b.scoped(|s| workload::handle(text, 1, &*s))); } };
     request_cycle_small__global: for _ in 0..cases::REQUESTS { black_box(workload::handle(text, 1, Global)); };
+    vec_push__perfloc_sync: { let c = perfloc::sync_chunk(); cases::vec_push(&c) };
+    vec_reserve_exact_1__perfloc_sync: { let c = perfloc::sync_chunk(); cases::vec_reserve_exact_1(&c) };
+    hashmap_insert__perfloc_sync: { let c = perfloc::sync_chunk(); cases::hashmap_insert(&c) };
+    request_cycle_small__perfloc_sync: for _ in 0..cases::REQUESTS { let c = perfloc::sync_chunk(); black_box(workload::handle(text, 1, &c)); };
 }
 
 /// Runs every function once on warmed arenas (their chunk already holds `N` allocations).
@@ -154,17 +172,23 @@ fn child() {
     let mut chunk = perfloc::chunk();
     chunk.alloc_layout(room);
     chunk.reset();
+    let mut sync_chunk = perfloc::sync_chunk();
+    sync_chunk.alloc_layout(room);
+    sync_chunk.reset();
     let mut bump = bumpalo::Bump::with_capacity(room.size());
     let mut scope: bump_scope::Bump = bump_scope::Bump::with_capacity(room);
     baseline_typed(N);
     perfloc_typed(&chunk, N);
+    perfloc_sync_typed(&sync_chunk, N);
     bumpalo_typed(&bump, N);
     bump_scope_typed(&scope, N);
     chunk.reset();
     bump.reset();
     scope.reset();
     baseline_allocate(N);
+    sync_chunk.reset();
     perfloc_allocate(&chunk, N);
+    perfloc_sync_allocate(&sync_chunk, N);
     bumpalo_allocate(&bump, N);
     bump_scope_allocate(&scope, N);
     // Warm perfloc's global pool and the allocator, then run each case once.
@@ -229,7 +253,7 @@ fn main() {
     {
         let (base_ir, base_bc, _) = cost(&annotated, baseline);
         let suffix = if kind == "typed alloc" { "typed" } else { "allocate" };
-        for name in ["perfloc", "bumpalo", "bump_scope"] {
+        for name in ["perfloc", "perfloc_sync", "bumpalo", "bump_scope"] {
             let (ir, bc, dw) = cost(&annotated, &format!("{name}_{suffix}"));
             println!(
                 "{:<34} {:>13.2} {:>15.2} {:>17.2}",
@@ -245,20 +269,21 @@ fn main() {
 
     println!("\nwhole benchmark cases, one run each (fresh arena; requests: per request)\n");
     println!("{:<22} {:<15} {:>14} {:>9}", "case", "contender", "instructions", "ratio");
-    let mut perfloc_ir = 0.0;
+    let mut perfloc_ir = std::collections::HashMap::new();
     for name in CASES {
         let (case, contender) = name.split_once("__").expect("case__contender");
         let (mut ir, _, _) = cost(&annotated, name);
         if case.starts_with("request") {
             ir /= cases::REQUESTS as f64;
         }
+        // The `SyncChunk` rows come after the others: their ratio is against `Chunk` too.
         if contender == "perfloc" {
-            perfloc_ir = ir;
+            perfloc_ir.insert(case, ir);
         }
         println!(
             "{case:<22} {:<15} {ir:>14.0} {:>9.2}",
             contender.replace('_', "-"),
-            perfloc_ir / ir
+            perfloc_ir[case] / ir
         );
     }
     println!("\nratio: perfloc's instructions over the contender's.");
