@@ -98,12 +98,15 @@ async fn concurrent_tokio_tasks_keep_collections_in_their_chunks_across_awaits()
     check(pool);
 }
 
+/// Bytes that surely need a large block in `shared_by` (successors stay smaller there).
+const LARGE: usize = scaled(64 * KIB, 32 * KIB);
+
 /// `threads` threads allocate from one chunk at once, with sizes from a word to large
 /// blocks; every allocation is patterned, then checked intact and disjoint from the others.
 fn shared_by(threads: usize) {
     let pool = small_pool();
     let chunk = pool.sync_chunk();
-    let per_thread = scaled(2000, 60);
+    let per_thread = scaled(2000, 96 / threads);
     let all = Mutex::new(std::vec::Vec::new());
     std::thread::scope(|s| {
         for t in 0..threads {
@@ -114,8 +117,8 @@ fn shared_by(threads: usize) {
                 for i in 0..per_thread {
                     let id = t * per_thread + i;
                     let len = match next() % 100 {
-                        0 => 64 * KIB + next() % (64 * KIB), // a large block
-                        1..=10 => 1 + next() % (4 * KIB),    // forces successors
+                        0 => LARGE + next() % LARGE,      // a large block
+                        1..=10 => 1 + next() % (4 * KIB), // forces successors
                         _ => 1 + next() % 64,
                     };
                     let align = 1 << (next() % 5);
