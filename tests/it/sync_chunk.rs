@@ -101,6 +101,10 @@ async fn concurrent_tokio_tasks_keep_collections_in_their_chunks_across_awaits()
 /// Bytes that surely need a large block in `shared_by` (successors stay smaller there).
 const LARGE: usize = scaled(64 * KIB, 32 * KIB);
 
+/// Each thread's first allocation: far above the next successor's size at that point, so
+/// the chunk makes large blocks concurrently.
+const FIRST: usize = scaled(MIB, 128 * KIB);
+
 /// `threads` threads allocate from one chunk at once, with sizes from a word to large
 /// blocks; every allocation is patterned, then checked intact and disjoint from the others.
 fn shared_by(threads: usize) {
@@ -117,6 +121,7 @@ fn shared_by(threads: usize) {
                 for i in 0..per_thread {
                     let id = t * per_thread + i;
                     let len = match next() % 100 {
+                        _ if i == 0 => FIRST,             // large whatever the others did
                         0 => LARGE + next() % LARGE,      // a large block
                         1..=10 => 1 + next() % (4 * KIB), // forces successors
                         _ => 1 + next() % 64,
@@ -147,7 +152,7 @@ fn shared_by(threads: usize) {
     }
     let stats = chunk.stats();
     assert!(stats.blocks > 1, "successors were linked");
-    assert!(stats.large_blocks > 0 || cfg!(miri), "large blocks were made");
+    assert!(stats.large_blocks >= threads, "large blocks were made: {stats:?}");
     let requested: usize = all.iter().map(|a| a.1).sum();
     assert!(stats.used_bytes >= requested, "no bytes lost: {stats:?} < {requested}");
     drop(chunk);
