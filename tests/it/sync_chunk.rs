@@ -99,11 +99,11 @@ async fn concurrent_tokio_tasks_keep_collections_in_their_chunks_across_awaits()
 }
 
 /// Bytes that surely need a large block in `shared_by` (successors stay smaller there).
-const LARGE: usize = scaled(64 * KIB, 32 * KIB);
+const LARGE: usize = scaled(64 * KIB, 16 * KIB);
 
 /// Each thread's first allocation: far above the next successor's size at that point, so
 /// the chunk makes large blocks concurrently.
-const FIRST: usize = scaled(MIB, 128 * KIB);
+const FIRST: usize = scaled(MIB, 32 * KIB);
 
 /// `threads` threads allocate from one chunk at once, with sizes from a word to large
 /// blocks; every allocation is patterned, then checked intact and disjoint from the others.
