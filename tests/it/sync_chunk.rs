@@ -103,7 +103,7 @@ const LARGE: usize = scaled(64 * KIB, 16 * KIB);
 
 /// Each thread's first allocation: far above the next successor's size at that point, so
 /// the chunk makes large blocks concurrently.
-const FIRST: usize = scaled(MIB, 32 * KIB);
+const FIRST: usize = scaled(MIB, 64 * KIB);
 
 /// `threads` threads allocate from one chunk at once, with sizes from a word to large
 /// blocks; every allocation is patterned, then checked intact and disjoint from the others.
