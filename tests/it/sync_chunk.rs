@@ -12,7 +12,7 @@ use hashbrown::{DefaultHashBuilder, HashMap};
 use perfloc::{Pool, SyncChunk};
 use std::alloc::Layout;
 use std::ptr::NonNull;
-use std::sync::Mutex;
+use std::sync::{Barrier, Mutex};
 
 /// Iterations, scaled down under Miri.
 const fn scaled(normal: usize, miri: usize) -> usize {
@@ -101,8 +101,9 @@ async fn concurrent_tokio_tasks_keep_collections_in_their_chunks_across_awaits()
 /// Bytes that surely need a large block in `shared_by` (successors stay smaller there).
 const LARGE: usize = scaled(64 * KIB, 16 * KIB);
 
-/// Each thread's first allocation: far above the next successor's size at that point, so
-/// the chunk makes large blocks concurrently.
+/// Each thread's first allocation: far above the first successors' size. All threads make
+/// it between two barriers, before any thread's small allocations let successors double,
+/// so the chunk makes that many large blocks concurrently.
 const FIRST: usize = scaled(MIB, 64 * KIB);
 
 /// `threads` threads allocate from one chunk at once, with sizes from a word to large
@@ -112,16 +113,21 @@ fn shared_by(threads: usize) {
     let chunk = pool.sync_chunk();
     let per_thread = scaled(2000, 96 / threads);
     let all = Mutex::new(std::vec::Vec::new());
+    let (before_first, after_first) = (Barrier::new(threads), Barrier::new(threads));
     std::thread::scope(|s| {
         for t in 0..threads {
             let (chunk, all) = (&chunk, &all);
+            let (before_first, after_first) = (&before_first, &after_first);
             s.spawn(move || {
                 let mut next = rng(t as u64 + 1);
                 let mut mine = std::vec::Vec::new();
                 for i in 0..per_thread {
+                    if i < 2 {
+                        [before_first, after_first][i].wait();
+                    }
                     let id = t * per_thread + i;
                     let len = match next() % 100 {
-                        _ if i == 0 => FIRST,             // large whatever the others did
+                        _ if i == 0 => FIRST,             // large: see `FIRST`
                         0 => LARGE + next() % LARGE,      // a large block
                         1..=10 => 1 + next() % (4 * KIB), // forces successors
                         _ => 1 + next() % 64,
