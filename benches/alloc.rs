@@ -13,12 +13,28 @@
 
 use std::hint::black_box;
 
+use std::alloc::Layout;
+
 use allocator_api2::alloc::Allocator;
 use allocator_api2::vec::Vec;
+use blink_alloc::SyncBlinkAlloc;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use hashbrown::{DefaultHashBuilder, HashMap};
 
 const ALLOCS: usize = 10_007;
+
+/// A typed allocation in blink-alloc's `SyncBlinkAlloc`, as its `put` would do it (a
+/// layout, then a write), without the drop list `put` keeps.
+#[inline(always)]
+fn blink_u64(blink: &SyncBlinkAlloc, value: u64) -> &mut u64 {
+    let ptr = blink.allocate(Layout::new::<u64>()).expect("blink-alloc allocates").cast::<u64>();
+    // SAFETY: a fresh, aligned allocation for one `u64`, valid until the next `reset`,
+    // which needs `&mut` and so ends this borrow first.
+    unsafe {
+        ptr.write(value);
+        &mut *ptr.as_ptr()
+    }
+}
 const PUSHES: u64 = 100_000;
 
 fn alloc_u64(c: &mut Criterion) {
@@ -40,6 +56,15 @@ fn alloc_u64(c: &mut Criterion) {
                 black_box(sync_chunk.alloc(black_box(i as u64)));
             }
             sync_chunk.reset();
+        })
+    });
+    let mut blink = SyncBlinkAlloc::new();
+    group.bench_function("blink-sync", |b| {
+        b.iter(|| {
+            for i in 0..ALLOCS {
+                black_box(blink_u64(&blink, black_box(i as u64)));
+            }
+            blink.reset();
         })
     });
     let mut bump = bumpalo::Bump::new();
@@ -185,6 +210,22 @@ fn alloc_u64_two_threads(c: &mut Criterion) {
                 }
             });
             shared.reset();
+        })
+    });
+    let mut blink = SyncBlinkAlloc::new();
+    group.bench_function("blink-sync-shared", |b| {
+        b.iter(|| {
+            std::thread::scope(|s| {
+                for _ in 0..2 {
+                    let blink = &blink;
+                    s.spawn(move || {
+                        for i in 0..ALLOCS {
+                            black_box(blink_u64(blink, black_box(i as u64)));
+                        }
+                    });
+                }
+            });
+            blink.reset();
         })
     });
     group.bench_function("perfloc-chunk-each", |b| {

@@ -4,6 +4,8 @@
 //!
 //! - `perfloc`: a chunk from the global pool per request;
 //! - `perfloc-sync`: a `SyncChunk` from the global pool per request;
+//! - `blink-sync-new`: a new blink-alloc `SyncBlinkAlloc` per request;
+//! - `blink-sync-reset`: one `SyncBlinkAlloc`, reset after each request;
 //! - `bumpalo-new`: a new `bumpalo::Bump` per request;
 //! - `bumpalo-reset`: one `Bump`, reset after each request;
 //! - `bump-scope`: one `bump_scope::Bump`, a `scoped` scope per request;
@@ -18,9 +20,11 @@ use std::hint::black_box;
 use std::sync::OnceLock;
 
 use allocator_api2::alloc::Global;
+use blink_alloc::SyncBlinkAlloc;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 mod workload;
+use workload::blink::Blink;
 use workload::{handle, request_text};
 
 fn texts() -> &'static [String; 2] {
@@ -41,6 +45,20 @@ fn request_cycle(c: &mut Criterion, name: &str, text: &'static str, scale: usize
         b.iter(|| {
             let chunk = perfloc::sync_chunk();
             black_box(handle(text, scale, &chunk))
+        })
+    });
+    group.bench_function("blink-sync-new", |b| {
+        b.iter(|| {
+            let blink = SyncBlinkAlloc::new();
+            black_box(handle(text, scale, Blink(&blink)))
+        })
+    });
+    let mut blink = SyncBlinkAlloc::new();
+    group.bench_function("blink-sync-reset", |b| {
+        b.iter(|| {
+            let sum = handle(text, scale, Blink(&blink));
+            blink.reset();
+            black_box(sum)
         })
     });
     group.bench_function("bumpalo-new", |b| {

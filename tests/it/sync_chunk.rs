@@ -139,7 +139,7 @@ fn shared_by(threads: usize) {
                     // SAFETY: a fresh allocation of `len` bytes, ours until the chunk drops.
                     let bytes = unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), len) };
                     fill(bytes, id);
-                    mine.push((ptr.as_ptr() as usize, len, id));
+                    mine.push((&*bytes, id));
                 }
                 all.lock().unwrap().extend(mine);
             });
@@ -147,19 +147,18 @@ fn shared_by(threads: usize) {
     });
     let mut all = all.into_inner().unwrap();
     assert_eq!(all.len(), threads * per_thread);
-    for &(addr, len, id) in &all {
-        // SAFETY: every allocation lives until the chunk drops.
-        let bytes = unsafe { std::slice::from_raw_parts(addr as *const u8, len) };
+    for &(bytes, id) in &all {
         assert!(intact(bytes, id), "allocation {id} was overwritten");
     }
-    all.sort_unstable();
+    all.sort_unstable_by_key(|(bytes, _)| bytes.as_ptr());
     for pair in all.windows(2) {
-        assert!(pair[0].0 + pair[0].1 <= pair[1].0, "allocations overlap: {pair:?}");
+        let ((a, a_id), (b, b_id)) = (pair[0], pair[1]);
+        assert!(a.as_ptr_range().end <= b.as_ptr(), "allocations {a_id} and {b_id} overlap");
     }
     let stats = chunk.stats();
     assert!(stats.blocks > 1, "successors were linked");
     assert!(stats.large_blocks >= threads, "large blocks were made: {stats:?}");
-    let requested: usize = all.iter().map(|a| a.1).sum();
+    let requested: usize = all.iter().map(|(bytes, _)| bytes.len()).sum();
     assert!(stats.used_bytes >= requested, "no bytes lost: {stats:?} < {requested}");
     drop(chunk);
     assert_eq!(pool.stats().in_use_bytes, 0, "every block went back");
