@@ -11,9 +11,9 @@
 //!
 //! `cargo bench --bench alloc`
 
-use std::hint::black_box;
-
 use std::alloc::Layout;
+use std::hint::black_box;
+use std::ptr::NonNull;
 
 use allocator_api2::alloc::Allocator;
 use allocator_api2::vec::Vec;
@@ -22,20 +22,17 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use hashbrown::{DefaultHashBuilder, HashMap};
 
 const ALLOCS: usize = 10_007;
+const PUSHES: u64 = 100_000;
 
 /// A typed allocation in blink-alloc's `SyncBlinkAlloc`, as its `put` would do it (a
 /// layout, then a write), without the drop list `put` keeps.
 #[inline(always)]
-fn blink_u64(blink: &SyncBlinkAlloc, value: u64) -> &mut u64 {
+fn blink_u64(blink: &SyncBlinkAlloc, value: u64) -> NonNull<u64> {
     let ptr = blink.allocate(Layout::new::<u64>()).expect("blink-alloc allocates").cast::<u64>();
-    // SAFETY: a fresh, aligned allocation for one `u64`, valid until the next `reset`,
-    // which needs `&mut` and so ends this borrow first.
-    unsafe {
-        ptr.write(value);
-        &mut *ptr.as_ptr()
-    }
+    // SAFETY: a fresh, aligned allocation for one `u64`.
+    unsafe { ptr.write(value) };
+    ptr
 }
-const PUSHES: u64 = 100_000;
 
 fn alloc_u64(c: &mut Criterion) {
     let mut group = c.benchmark_group("alloc_u64");

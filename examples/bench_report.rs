@@ -26,6 +26,8 @@ struct Row {
 enum Target {
     AtMost(f64),
     FasterBy(f64),
+    /// Measured for comparison, with no target.
+    None,
 }
 
 const ROWS: &[Row] = &[
@@ -119,6 +121,43 @@ const ROWS: &[Row] = &[
         contender: "global",
         target: Target::AtMost(0.8),
     },
+    // SyncChunk (issue "a Sync chunk"): against Chunk, a new Bump and blink-alloc.
+    Row {
+        group: "alloc_u64",
+        perfloc: "perfloc-sync",
+        contender: "perfloc",
+        target: Target::AtMost(2.0),
+    },
+    Row {
+        group: "alloc_u64",
+        perfloc: "perfloc-sync",
+        contender: "blink-sync",
+        target: Target::None,
+    },
+    Row {
+        group: "alloc_u64_two_threads",
+        perfloc: "perfloc-sync-shared",
+        contender: "blink-sync-shared",
+        target: Target::None,
+    },
+    Row {
+        group: "request_cycle_small",
+        perfloc: "perfloc-sync",
+        contender: "perfloc",
+        target: Target::AtMost(1.25),
+    },
+    Row {
+        group: "request_cycle_small",
+        perfloc: "perfloc-sync",
+        contender: "bumpalo-new",
+        target: Target::AtMost(1.0),
+    },
+    Row {
+        group: "request_cycle_small",
+        perfloc: "perfloc-sync",
+        contender: "blink-sync-new",
+        target: Target::None,
+    },
 ];
 
 /// The median estimate, in nanoseconds, of one benchmark.
@@ -158,23 +197,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (target, met) = match row.target {
             Target::AtMost(t) => (format!("≤ {t}"), ratio <= t),
             Target::FasterBy(t) => (format!("≥ {t}× faster"), theirs / ours >= t),
+            Target::None => ("—".to_owned(), true),
         };
         let shown = if ratio < 0.1 {
             format!("{ratio:.4} ({:.0}× faster)", theirs / ours)
         } else {
             format!("{ratio:.2}")
         };
+        let case = match row.perfloc {
+            "perfloc" => row.group.to_owned(),
+            kind => format!("{} ({kind})", row.group),
+        };
         println!(
             "| {} | {} | {} | {} | {} | {} | {} |",
-            row.group,
+            case,
             time(ours),
             row.contender,
             time(theirs),
             shown,
             target,
-            if met { "yes" } else { "**no**" }
+            match (&row.target, met) {
+                (Target::None, _) => "—",
+                (_, true) => "yes",
+                (_, false) => "**no**",
+            }
         );
-        bars.push((format!("{} vs {}", row.group, row.contender), ratio, met));
+        bars.push((format!("{case} vs {}", row.contender), ratio, met));
     }
     for (name, label) in [("perfloc/1", "1 thread"), ("perfloc/2", "2 threads")] {
         if let Some(ns) = median_ns("threads", name) {

@@ -162,6 +162,7 @@ case_fns! {
     vec_reserve_exact_1__perfloc_sync: { let c = perfloc::sync_chunk(); cases::vec_reserve_exact_1(&c) };
     hashmap_insert__perfloc_sync: { let c = perfloc::sync_chunk(); cases::hashmap_insert(&c) };
     request_cycle_small__perfloc_sync: for _ in 0..cases::REQUESTS { let c = perfloc::sync_chunk(); black_box(workload::handle(text, 1, &c)); };
+    request_cycle_small__blink_sync_new: for _ in 0..cases::REQUESTS { let b = blink_alloc::SyncBlinkAlloc::new(); black_box(workload::handle(text, 1, workload::blink::Blink(&b))); };
 }
 
 /// Runs every function once on warmed arenas (their chunk already holds `N` allocations).

@@ -193,6 +193,7 @@ impl StateOps for LocalBump {
         newest
     }
 
+    #[inline(always)]
     fn resize(&self, ptr: NonNull<u8>, old: usize, new: usize) -> Resize {
         let addr = ptr.addr().get();
         if old == 0 || addr + bump::footprint(old) != self.ptr.get().addr().get() {
@@ -334,19 +335,16 @@ impl StateOps for SharedBump {
         }
         let (h, _, _) = self.current_block();
         let addr = ptr.addr().get();
+        let end = addr + bump::footprint(size);
         // As for `LocalBump`: only the newest allocation of this block ends at its cursor.
-        // The bytes are not poisoned: another thread may take them the moment the CAS
-        // lands.
-        h.cursor
-            .compare_exchange(
-                addr + bump::footprint(size),
-                addr,
-                Ordering::Release,
-                Ordering::Relaxed,
-            )
-            .is_ok()
+        // A plain load first: most deallocations are not of the newest allocation, and a
+        // failed compare-and-swap costs as much as one that lands. The bytes are not
+        // poisoned: another thread may take them the moment the CAS lands.
+        h.cursor.load(Ordering::Relaxed) == end
+            && h.cursor.compare_exchange(end, addr, Ordering::Release, Ordering::Relaxed).is_ok()
     }
 
+    #[inline(always)]
     fn resize(&self, ptr: NonNull<u8>, old: usize, new: usize) -> Resize {
         let (h, _, end) = self.current_block();
         let addr = ptr.addr().get();
@@ -355,12 +353,12 @@ impl StateOps for SharedBump {
         if old == 0 {
             return Resize::NotNewest;
         }
+        // A plain load first, as in `rewind`.
+        if h.cursor.load(Ordering::Relaxed) != old_end {
+            return Resize::NotNewest;
+        }
         if new_end > end {
-            return if h.cursor.load(Ordering::Relaxed) == old_end {
-                Resize::NoRoom
-            } else {
-                Resize::NotNewest
-            };
+            return Resize::NoRoom;
         }
         match h.cursor.compare_exchange(old_end, new_end, Ordering::AcqRel, Ordering::Relaxed) {
             Ok(_) => {
