@@ -11,6 +11,10 @@
 //! - `bump-scope`: one `bump_scope::Bump`, a `scoped` scope per request;
 //! - `global`: the same collections on the global allocator.
 //!
+//! `scope_cycle` makes a scope for three tiny allocations (`workload::tiny_scope`): a
+//! new chunk, `SyncChunk`, bumpalo `Bump`, bump-scope `Bump` each time, or the global
+//! allocator.
+//!
 //! `request_cycle_small` is about 16 KiB per request, `request_cycle_large` about 1 MiB;
 //! `threads` runs the small cycle on 1 and on 2 threads sharing perfloc's global pool.
 //!
@@ -25,7 +29,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 mod workload;
 use workload::blink::Blink;
-use workload::{handle, request_text};
+use workload::{handle, request_text, tiny_scope};
 
 fn texts() -> &'static [String; 2] {
     static TEXTS: OnceLock<[String; 2]> = OnceLock::new();
@@ -116,5 +120,26 @@ fn threads(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, request_cycle_small, request_cycle_large, threads);
+/// A whole scope for almost nothing: make it, three tiny allocations (`tiny_scope`), drop
+/// it. What a request that needs little memory pays for having a scope at all.
+fn scope_cycle(c: &mut Criterion) {
+    let mut group = c.benchmark_group("scope_cycle");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("perfloc", |b| b.iter(|| black_box(tiny_scope(&perfloc::chunk()))));
+    group.bench_function("perfloc-sync", |b| {
+        b.iter(|| black_box(tiny_scope(&perfloc::sync_chunk())))
+    });
+    group
+        .bench_function("bumpalo-new", |b| b.iter(|| black_box(tiny_scope(&bumpalo::Bump::new()))));
+    group.bench_function("bump-scope-new", |b| {
+        b.iter(|| {
+            let bump: bump_scope::Bump = bump_scope::Bump::new();
+            black_box(tiny_scope(&bump))
+        })
+    });
+    group.bench_function("global", |b| b.iter(|| black_box(tiny_scope(Global))));
+    group.finish();
+}
+
+criterion_group!(benches, request_cycle_small, request_cycle_large, threads, scope_cycle);
 criterion_main!(benches);

@@ -5,7 +5,13 @@
 //!
 //! ```sh
 //! cargo run --release --example instructions      # needs valgrind
+//! cargo run --release --example instructions -- --check benches/instructions.baseline
+//! cargo run --release --example instructions -- --save benches/instructions.baseline
 //! ```
+//!
+//! `--check` is CI's regression gate: it fails when one of perfloc's counts (the fast
+//! paths, `Chunk` and `SyncChunk`, and every whole case) rises more than 5% above the
+//! checked-in baseline; `--save` writes a new baseline after an intended change.
 //!
 //! The program runs itself under `valgrind --tool=callgrind --branch-sim=yes
 //! --cache-sim=yes`; each contender's function makes `N` allocations into a warmed arena,
@@ -162,6 +168,11 @@ case_fns! {
     vec_reserve_exact_1__perfloc_sync: { let c = perfloc::sync_chunk(); cases::vec_reserve_exact_1(&c) };
     hashmap_insert__perfloc_sync: { let c = perfloc::sync_chunk(); cases::hashmap_insert(&c) };
     request_cycle_small__perfloc_sync: for _ in 0..cases::REQUESTS { let c = perfloc::sync_chunk(); black_box(workload::handle(text, 1, &c)); };
+    scope_cycle__perfloc: for _ in 0..cases::REQUESTS { black_box(workload::tiny_scope(&perfloc::chunk())); };
+    scope_cycle__bumpalo_new: for _ in 0..cases::REQUESTS { black_box(workload::tiny_scope(&bumpalo::Bump::new())); };
+    scope_cycle__bump_scope_new: for _ in 0..cases::REQUESTS { let b: bump_scope::Bump = bump_scope::Bump::new(); black_box(workload::tiny_scope(&b)); };
+    scope_cycle__global: for _ in 0..cases::REQUESTS { black_box(workload::tiny_scope(Global)); };
+    scope_cycle__perfloc_sync: for _ in 0..cases::REQUESTS { black_box(workload::tiny_scope(&perfloc::sync_chunk())); };
     request_cycle_small__blink_sync_new: for _ in 0..cases::REQUESTS { let b = blink_alloc::SyncBlinkAlloc::new(); black_box(workload::handle(text, 1, workload::blink::Blink(&b))); };
 }
 
@@ -244,6 +255,8 @@ fn main() {
     let _ = std::fs::remove_file(&out);
     let annotated = String::from_utf8_lossy(&annotated.stdout);
 
+    // perfloc's own figures, for the regression gate.
+    let mut gated: Vec<(String, f64)> = Vec::new();
     println!("per allocation of a u64 into a warmed arena (callgrind, N = {N})\n");
     println!(
         "{:<34} {:>13} {:>15} {:>17}",
@@ -256,6 +269,9 @@ fn main() {
         let suffix = if kind == "typed alloc" { "typed" } else { "allocate" };
         for name in ["perfloc", "perfloc_sync", "bumpalo", "bump_scope"] {
             let (ir, bc, dw) = cost(&annotated, &format!("{name}_{suffix}"));
+            if name.starts_with("perfloc") {
+                gated.push((format!("{name}_{suffix}"), (ir - base_ir) / N as f64));
+            }
             println!(
                 "{:<34} {:>13.2} {:>15.2} {:>17.2}",
                 format!("{name}, {kind}"),
@@ -274,12 +290,15 @@ fn main() {
     for name in CASES {
         let (case, contender) = name.split_once("__").expect("case__contender");
         let (mut ir, _, _) = cost(&annotated, name);
-        if case.starts_with("request") {
+        if case.starts_with("request") || case == "scope_cycle" {
             ir /= cases::REQUESTS as f64;
         }
         // The `SyncChunk` rows come after the others: their ratio is against `Chunk` too.
         if contender == "perfloc" {
             perfloc_ir.insert(case, ir);
+        }
+        if contender.starts_with("perfloc") {
+            gated.push((name.to_string(), ir));
         }
         println!(
             "{case:<22} {:<15} {ir:>14.0} {:>9.2}",
@@ -288,4 +307,61 @@ fn main() {
         );
     }
     println!("\nratio: perfloc's instructions over the contender's.");
+    let mut args = std::env::args().skip(1);
+    match (args.next().as_deref(), args.next()) {
+        (None, _) => {}
+        (Some("--save"), Some(path)) => save(&gated, &path),
+        (Some("--check"), Some(path)) => check(&gated, &path),
+        _ => {
+            eprintln!("usage: instructions [--save FILE | --check FILE]");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// How far above its baseline a count may rise before `--check` fails.
+const TOLERANCE: f64 = 0.05;
+
+/// Writes perfloc's counts as the new baseline: one `name count` line each.
+fn save(gated: &[(String, f64)], path: &str) {
+    let text: String = gated.iter().map(|(name, ir)| format!("{name} {ir:.2}\n")).collect();
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("cannot write {path}: {e}"));
+    println!("\nbaseline written to {path}");
+}
+
+/// Compares perfloc's counts with the baseline; exits 1 if any rose more than
+/// `TOLERANCE` above it, or is missing from it.
+fn check(gated: &[(String, f64)], path: &str) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
+    let baseline: std::collections::HashMap<&str, f64> = text
+        .lines()
+        .filter_map(|line| {
+            let (name, ir) = line.split_once(' ')?;
+            Some((name, ir.trim().parse().ok()?))
+        })
+        .collect();
+    println!("\nregression gate against {path} (fails above +{:.0}%)\n", TOLERANCE * 100.0);
+    let mut failed = false;
+    for (name, ir) in gated {
+        let verdict = match baseline.get(name.as_str()) {
+            None => {
+                failed = true;
+                "MISSING from the baseline".to_owned()
+            }
+            Some(&base) => {
+                let change = ir / base - 1.0;
+                failed |= change > TOLERANCE;
+                let tag = if change > TOLERANCE { "REGRESSED" } else { "ok" };
+                format!("{base:>12.2} -> {ir:>12.2} ({:+.1}%) {tag}", change * 100.0)
+            }
+        };
+        println!("{name:<40} {verdict}");
+    }
+    if failed {
+        eprintln!(
+            "\ninstruction counts rose above the baseline; if intended, update it with \
+             `cargo run --release --example instructions -- --save {path}`"
+        );
+        std::process::exit(1);
+    }
 }

@@ -2,6 +2,7 @@
 //! a synthetic HTTP request and the handler that parses it into collections.
 
 use std::fmt::Write as _;
+use std::hint::black_box;
 
 use allocator_api2::alloc::Allocator;
 use allocator_api2::{boxed::Box, vec::Vec};
@@ -83,4 +84,14 @@ pub fn handle<A: Allocator + Clone>(text: &str, scale: usize, alloc: A) -> u64 {
         + headers.get("x-header-07").map_or(0, |v| v.len() as u64)
         + copy.len() as u64
         + boxes[2][0]
+}
+
+/// The work of the smallest scope, for `scope_cycle`: a boxed `u64`, a boxed 32-byte array
+/// and a 16-byte `Vec`, all in `alloc`; returns a checksum.
+pub fn tiny_scope<A: Allocator + Clone>(alloc: A) -> u64 {
+    let a = Box::new_in(black_box(7u64), alloc.clone());
+    let b = Box::new_in(black_box([1u8; 32]), alloc.clone());
+    let mut c: Vec<u8, A> = Vec::with_capacity_in(16, alloc);
+    c.extend_from_slice(&b[..16]);
+    *a + u64::from(b[31]) + c.len() as u64
 }
