@@ -7,7 +7,8 @@
 //!   `SyncChunk` or into a `Chunk` each;
 //! - `vec_push`: 100,000 pushes into an `allocator_api2::vec::Vec` in the arena;
 //! - `vec_reserve_exact_1`: 10,007 × (`reserve_exact(1)`, push): in-place growth shows;
-//! - `hashmap_insert`: 100,000 `(u64, u64)` inserts into a hashbrown `HashMap`.
+//! - `hashmap_insert`: 100,000 `(u64, u64)` inserts into a hashbrown `HashMap`;
+//! - `large_growth`: 2 MiB pushed byte by byte into a `Vec` in a fresh arena.
 //!
 //! `cargo bench --bench alloc`
 
@@ -242,8 +243,29 @@ fn alloc_u64_two_threads(c: &mut Criterion) {
     group.finish();
 }
 
+/// 2 MiB pushed byte by byte into a `Vec` in a fresh arena (or on the global allocator):
+/// how growth to megabytes copies. perfloc's vector moves to a large block that then grows
+/// in place over its free buddies; a `Bump` copies at every chunk it outgrows.
+fn large_growth(c: &mut Criterion) {
+    const LEN: usize = 2 << 20;
+    fn push<A: Allocator>(alloc: A) -> usize {
+        let mut v: Vec<u8, A> = Vec::new_in(alloc);
+        for i in 0..LEN {
+            v.push(i as u8);
+        }
+        black_box(v.len())
+    }
+    let mut group = c.benchmark_group("large_growth");
+    group.throughput(Throughput::Bytes(LEN as u64));
+    group.bench_function("perfloc", |b| b.iter(|| push(&perfloc::chunk())));
+    group.bench_function("bumpalo-new", |b| b.iter(|| push(&bumpalo::Bump::new())));
+    group.bench_function("global", |b| b.iter(|| push(allocator_api2::alloc::Global)));
+    group.finish();
+}
+
 criterion_group!(
     benches,
+    large_growth,
     alloc_u64,
     alloc_u64_two_threads,
     vec_push,

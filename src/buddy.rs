@@ -73,17 +73,32 @@ impl Buddy {
     /// returns its offset, or `None` when no free block is large enough.
     pub(crate) fn alloc(&mut self, size: usize) -> Option<usize> {
         let order = self.order_of(size)?;
-        let (mut have, (offset, freed_at)) = (order..self.free.len())
-            .find_map(|k| self.free[k].pop_first().map(|block| (k, block)))?;
-        // Split down: keep the lower half, free the upper half (as old as the whole) at each
-        // level.
+        let from = (order..self.free.len()).find(|&k| !self.free[k].is_empty())?;
+        Some(self.split(from, order))
+    }
+
+    /// Like [`Buddy::alloc`], but cut from the largest free block, so that as many of the
+    /// block's buddies above it as possible are free: room for [`Buddy::extend`], for an
+    /// allocation that keeps growing.
+    pub(crate) fn alloc_growable(&mut self, size: usize) -> Option<usize> {
+        let order = self.order_of(size)?;
+        let from = (order..self.free.len()).rev().find(|&k| !self.free[k].is_empty())?;
+        Some(self.split(from, order))
+    }
+
+    /// Takes the lowest free block of order `have` (there is one) and splits it down to
+    /// order `order`: keeps the lower half and frees the upper half (as old as the whole)
+    /// at each level. Returns the offset of the block taken.
+    fn split(&mut self, mut have: usize, order: usize) -> usize {
+        let (offset, freed_at) = self.free[have].pop_first().expect("a free block of this order");
+        let size = 1 << (self.min_shift as usize + order);
         while have > order {
             have -= 1;
             let upper = offset + (1 << (self.min_shift as usize + have));
             self.free[have].insert(upper, freed_at);
         }
         self.free_bytes -= size;
-        Some(offset)
+        offset
     }
 
     /// Gives back the block of `size` bytes at `offset`, free since `at`, merging it with
@@ -113,6 +128,30 @@ impl Buddy {
         let at = self.free[order].remove(&offset)?;
         self.free_bytes -= size;
         Some(at)
+    }
+
+    /// Grows the lent block of `size` bytes at `offset` to `new_size` bytes (both powers of
+    /// two) in place, by taking the free buddies above it, one per doubling. Returns false,
+    /// with nothing changed, unless the block is aligned for `new_size` and every one of
+    /// those buddies is free.
+    ///
+    /// A free buddy is always listed at its own order: it cannot have merged into a larger
+    /// free block, which would contain the lent block.
+    pub(crate) fn extend(&mut self, offset: usize, size: usize, new_size: usize) -> bool {
+        let (Some(from), Some(to)) = (self.order_of(size), self.order_of(new_size)) else {
+            return false;
+        };
+        let buddy_size = |k: usize| 1usize << (self.min_shift as usize + k);
+        if offset % new_size != 0
+            || !(from..to).all(|k| self.free[k].contains_key(&(offset + buddy_size(k))))
+        {
+            return false;
+        }
+        for k in from..to {
+            self.free[k].remove(&(offset + buddy_size(k)));
+            self.free_bytes -= buddy_size(k);
+        }
+        true
     }
 
     /// True when the block at `offset` of `size` bytes lies inside a free block.
@@ -270,6 +309,43 @@ mod tests {
         assert!(!b.is_free_range(0x800, 0x2000, None.into_iter()), "starts in the taken block");
         assert!(b.is_free_range(0x0, 0x2000, Some((0, 0x1000)).into_iter()), "and the others");
         assert!(!b.is_free(0x1000, 0x2000), "is_free wants a single block");
+    }
+
+    #[test]
+    fn a_lent_block_extends_over_its_free_buddies_only() {
+        let now = Instant::now();
+        let mut b = Buddy::new(1 << 20, 1 << 12, now);
+        let low = b.alloc(1 << 12).unwrap();
+        assert_eq!(low, 0);
+        // Its buddies above (4K at 4K, 8K at 8K, 16K at 16K) are free: 4K grows to 32K.
+        assert!(b.extend(low, 1 << 12, 1 << 15));
+        assert_eq!(b.free_bytes(), (1 << 20) - (1 << 15));
+        b.check().unwrap();
+        // The next block is lent: no further doubling from 32K to 64K.
+        let next = b.alloc(1 << 15).unwrap();
+        assert_eq!(next, 1 << 15);
+        assert!(!b.extend(low, 1 << 15, 1 << 16));
+        // A block whose offset is not aligned for the new size never extends.
+        assert!(!b.extend(next, 1 << 15, 1 << 16));
+        assert_eq!(b.free_bytes(), (1 << 20) - (1 << 16), "a refused extension changes nothing");
+        b.free(low, 1 << 15, now);
+        b.free(next, 1 << 15, now);
+        assert_eq!(b.free_bytes(), 1 << 20);
+        b.check().unwrap();
+    }
+
+    #[test]
+    fn a_growable_block_is_cut_from_the_largest_free_block() {
+        let now = Instant::now();
+        let mut b = Buddy::new(1 << 20, 1 << 12, now);
+        assert_eq!(b.alloc(1 << 12), Some(0));
+        // Lowest first would give 4K at 4K, whose buddy is lent; growable takes the free
+        // upper half (512K at 512K) and cuts 4K from its bottom.
+        let grow = b.alloc_growable(1 << 12).unwrap();
+        assert_eq!(grow, 1 << 19);
+        assert!(b.extend(grow, 1 << 12, 1 << 19), "every buddy up to 512K is free");
+        assert!(!b.extend(grow, 1 << 19, 1 << 20), "but not beyond the region");
+        b.check().unwrap();
     }
 
     #[test]

@@ -454,7 +454,7 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         });
         match regular {
             Some(result) => result,
-            None => self.alloc_large(layout, page),
+            None => self.alloc_large(layout, page, false),
         }
     }
 
@@ -479,12 +479,22 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         Ok(ptr)
     }
 
-    /// Allocates `layout` in a block of its own, recorded in a node in the bump memory.
-    fn alloc_large(&self, layout: Layout, page: usize) -> Result<NonNull<u8>, AllocError> {
+    /// Allocates `layout` in a block of its own, recorded in a node in the bump memory;
+    /// `growable`: a block that can grow in place later ([`Pool::acquire_growable`]).
+    fn alloc_large(
+        &self,
+        layout: Layout,
+        page: usize,
+        growable: bool,
+    ) -> Result<NonNull<u8>, AllocError> {
         let need = bump::large_need(layout, page).ok_or(AllocError)?;
         let size = self.pool.block_size_for(need).ok_or(AllocError)?;
         // Take the block first: if that fails, the chunk has not changed at all.
-        let block = self.pool.acquire(size, false)?;
+        let block = if growable {
+            self.pool.acquire_growable(size)?
+        } else {
+            self.pool.acquire(size, false)?
+        };
         let node = match self.try_alloc_layout(Layout::new::<LargeNode>()) {
             Ok(node) => node.cast::<LargeNode>(),
             Err(err) => {
@@ -597,18 +607,26 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         // `ptr` is aligned for `old`, so only a larger alignment needs a look at it.
         let aligned =
             new.align() <= old.align() || bump::padding(ptr.addr().get(), new.align()) == 0;
+        let mut newest = false;
         if aligned {
-            if let Resize::Done = self.state.resize(ptr, old.size(), new.size()) {
-                return Ok(ptr);
+            match self.state.resize(ptr, old.size(), new.size()) {
+                Resize::Done => return Ok(ptr),
+                Resize::NoRoom => newest = true,
+                Resize::NotNewest => {}
             }
         }
         // SAFETY: the caller's contract.
-        unsafe { self.grow_slow(ptr, old, new, aligned) }
+        unsafe { self.grow_slow(ptr, old, new, aligned, newest) }
     }
 
     /// `grow` when the allocation is not the newest of the current block, or the block has
-    /// no room: a large allocation grows in its own block if it has room, else the data
-    /// moves. `aligned`: `ptr` suits `new`'s alignment.
+    /// no room. A large allocation grows in its own block if it has room, else the block
+    /// grows over its free buddies in the pool. Otherwise the data moves; an allocation
+    /// that keeps growing (the newest of a full block, or a large one) of at least a
+    /// first block's size moves to a large block cut so that it can grow in place next
+    /// time ([`Pool::acquire_growable`]): a vector doubling to megabytes moves once or
+    /// twice, not at every doubling. `aligned`: `ptr` suits `new`'s alignment; `newest`:
+    /// it is the newest allocation of the current block, which has no room.
     ///
     /// # Safety
     ///
@@ -621,14 +639,29 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         old: Layout,
         new: Layout,
         aligned: bool,
+        newest: bool,
     ) -> Result<NonNull<u8>, AllocError> {
         let addr = ptr.addr().get();
+        let mut large = false;
         if aligned {
             let grown = self.with_large(ptr, old.size(), |_, _, node| {
                 // SAFETY: `node` is a live node (invariant 3), reached exclusively.
                 let n = unsafe { &mut *node.as_ptr() };
-                let fits = bump::fit(addr, block_end(n.block.ptr, n.block.size).addr().get(), new)
-                    .is_some();
+                let mut fits =
+                    bump::fit(addr, block_end(n.block.ptr, n.block.size).addr().get(), new)
+                        .is_some();
+                if !fits {
+                    // Grow the block itself over its free buddies: no copy, and a vector
+                    // that keeps doubling keeps its block.
+                    let need = (addr - n.block.ptr.addr().get()).checked_add(new.size());
+                    let size = need.and_then(|need| self.pool.block_size_for(need));
+                    if let Some(size) = size.filter(|&size| size > n.block.size) {
+                        fits = self.pool.extend(n.block, size);
+                        if fits {
+                            n.block.size = size;
+                        }
+                    }
+                }
                 if fits {
                     n.used = new.size();
                 }
@@ -637,6 +670,14 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
             if grown == Some(true) {
                 asan::unpoison(ptr, new.size());
                 return Ok(ptr);
+            }
+            large = grown.is_some();
+        }
+        if (newest || large) && new.size() >= self.pool.first_block_size() {
+            if let Ok(new_ptr) = self.alloc_large(new, os::page_size(), true) {
+                // SAFETY: the caller's contract is `move_to`'s.
+                unsafe { self.move_to(ptr, old, new_ptr, new) };
+                return Ok(new_ptr);
             }
         }
         // SAFETY: the caller's contract is `relocate`'s.
@@ -702,13 +743,25 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         new: Layout,
     ) -> Result<NonNull<u8>, AllocError> {
         let new_ptr = self.try_alloc_layout(new)?;
+        // SAFETY: the caller's contract; `new_ptr` is a fresh allocation of `new`.
+        unsafe { self.move_to(ptr, old, new_ptr, new) };
+        Ok(new_ptr)
+    }
+
+    /// Copies the bytes both allocations hold from `ptr` to `new_ptr`, then deallocates
+    /// `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must denote a live allocation of `old` made by this chunk, and `new_ptr` a
+    /// fresh one of `new`.
+    unsafe fn move_to(&self, ptr: NonNull<u8>, old: Layout, new_ptr: NonNull<u8>, new: Layout) {
         // SAFETY: the old allocation is live (caller) and the new one is fresh, so they are
         // distinct; each holds at least the bytes copied.
         unsafe {
             ptr::copy_nonoverlapping(ptr.as_ptr(), new_ptr.as_ptr(), old.size().min(new.size()));
             self.dealloc(ptr, old);
         }
-        Ok(new_ptr)
     }
 }
 

@@ -398,25 +398,49 @@ impl Pool {
                 return Ok(Block { ptr, size });
             }
         }
-        let block = match self.acquire_from_top_chunks(size) {
-            Ok(block) => block,
-            // Free blocks may wait in other threads' shards: give them back, try again.
-            Err(AllocError) if self.drain_shards() => self.acquire_from_top_chunks(size)?,
-            Err(AllocError) => return Err(AllocError),
-        };
+        let block = self.acquire_from_top_chunks(size, false)?;
         if opens_chunk {
             self.shard().lock().chunks += 1;
         }
         Ok(block)
     }
 
-    /// Takes a block of `size` bytes from the top chunks, mapping one if none has room.
-    fn acquire_from_top_chunks(&self, size: usize) -> Result<Block, AllocError> {
+    /// Lends a block of `size` bytes for an allocation that keeps growing: never from the
+    /// shards, and cut from the bottom of the largest free block the top chunks have, so
+    /// that the buddies above it stay free for [`Pool::extend`] as long as possible.
+    pub(crate) fn acquire_growable(&self, size: usize) -> Result<Block, AllocError> {
+        self.acquire_from_top_chunks(size, true)
+    }
+
+    /// Takes a block of `size` bytes from the top chunks (see [`TopChunk::alloc`] for
+    /// `growable`), mapping one if none has room; if that fails too, gives the blocks
+    /// waiting in the shards back and tries once more.
+    fn acquire_from_top_chunks(&self, size: usize, growable: bool) -> Result<Block, AllocError> {
+        match self.acquire_from_top_chunks_once(size, growable) {
+            // Free blocks may wait in other threads' shards: give them back, try again.
+            Err(AllocError) if self.drain_shards() => {
+                self.acquire_from_top_chunks_once(size, growable)
+            }
+            result => result,
+        }
+    }
+
+    fn acquire_from_top_chunks_once(
+        &self,
+        size: usize,
+        growable: bool,
+    ) -> Result<Block, AllocError> {
         let (block, plan) = loop {
             let mut guard = self.lock();
             let state = &mut *guard;
             state.lock_calls += 1;
-            let found = state.top_chunks.iter().position(|top| top.can_hold(size));
+            // A growing allocation prefers a top chunk with room to double in place.
+            let roomy = size
+                .checked_mul(2)
+                .filter(|_| growable)
+                .and_then(|twice| state.top_chunks.iter().position(|top| top.can_hold(twice)));
+            let found =
+                roomy.or_else(|| state.top_chunks.iter().position(|top| top.can_hold(size)));
             let mapped = found.is_none();
             let index = match found {
                 Some(index) => index,
@@ -434,7 +458,8 @@ impl Pool {
             };
             let top = &mut state.top_chunks[index];
             let purged_before = top.purged_bytes();
-            let ptr = top.alloc(size).expect("the top chunk has a free block of this size");
+            let ptr =
+                top.alloc(size, growable).expect("the top chunk has a free block of this size");
             state.purged_bytes -= purged_before - top.purged_bytes();
             state.lent_bytes += size;
             let plan =
@@ -444,6 +469,27 @@ impl Pool {
         };
         self.give_back(plan);
         Ok(block)
+    }
+
+    /// Grows a lent block in place to `new_size` bytes (a power of two) by taking the free
+    /// buddies above it in its top chunk; false, with nothing changed, when one of them is
+    /// not free (lent, cached in a shard, being purged) or the block is not aligned for
+    /// the new size. No system call: purged buddies are simply used again.
+    pub(crate) fn extend(&self, block: Block, new_size: usize) -> bool {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        state.lock_calls += 1;
+        let Some(top) = state.top_chunks.iter_mut().find(|top| top.contains(block.ptr)) else {
+            return false;
+        };
+        let purged_before = top.purged_bytes();
+        if !top.extend(block.ptr, block.size, new_size) {
+            return false;
+        }
+        state.purged_bytes -= purged_before - top.purged_bytes();
+        state.lent_bytes += new_size - block.size;
+        state.check_if_enabled();
+        true
     }
 
     /// Takes back blocks lent by [`Pool::acquire`]: into the thread's shard while it has

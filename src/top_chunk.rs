@@ -115,13 +115,26 @@ impl TopChunk {
         self.offset_of(ptr).is_some_and(|offset| self.buddy.is_free(offset, size))
     }
 
-    /// Takes a free block of `size` bytes (a power of two), lowest address first.
-    pub(crate) fn alloc(&mut self, size: usize) -> Option<NonNull<u8>> {
-        let offset = self.buddy.alloc(size)?;
+    /// Takes a free block of `size` bytes (a power of two): lowest address first, or with
+    /// `growable` from the bottom of the largest free block (see [`Buddy::alloc_growable`]).
+    pub(crate) fn alloc(&mut self, size: usize, growable: bool) -> Option<NonNull<u8>> {
+        let offset =
+            if growable { self.buddy.alloc_growable(size)? } else { self.buddy.alloc(size)? };
         self.purged.take(offset, offset + size);
         // SAFETY: the buddy system hands out offsets of blocks inside the region
         // (`offset + size <= self.size()`), so the result stays in bounds of the mapping.
         Some(unsafe { self.base.add(offset) })
+    }
+
+    /// Grows the lent block of `size` bytes at `ptr` to `new_size` bytes in place, taking
+    /// its free buddies (see [`Buddy::extend`]); false, with nothing changed, if it cannot.
+    pub(crate) fn extend(&mut self, ptr: NonNull<u8>, size: usize, new_size: usize) -> bool {
+        let Some(offset) = self.offset_of(ptr) else { return false };
+        if !self.buddy.extend(offset, size, new_size) {
+            return false;
+        }
+        self.purged.take(offset + size, offset + new_size);
+        true
     }
 
     /// Gives back, at time `now`, a block taken with [`TopChunk::alloc`].
@@ -287,7 +300,7 @@ mod tests {
 
         // One page taken into use and given back: only it is purged again, and the purged
         // ranges merge into one.
-        let p = top.alloc(page).unwrap();
+        let p = top.alloc(page, false).unwrap();
         assert_eq!(top.purged_bytes(), 63 * page);
         top.free(p, page, Instant::now());
         let mut job = top.plan_purge(usize::MAX, None).expect("one page to purge");

@@ -173,3 +173,62 @@ fn reset_keeps_the_largest_block_even_a_large_one() {
     assert_eq!(pool.stats().in_use_bytes, 0);
     check(&pool);
 }
+
+/// Pushes `len` bytes one by one into a fresh `Vec` in `chunk`; returns how many times the
+/// data moved, checking every byte survived each move.
+fn moves_while_pushing(chunk: &Chunk<'_>, len: usize) -> usize {
+    let mut v: Vec<u8, _> = Vec::new_in(chunk);
+    let (mut moves, mut at) = (0, v.as_ptr());
+    for i in 0..len {
+        v.push(i as u8);
+        if v.as_ptr() != at {
+            if i > 0 {
+                moves += 1;
+            }
+            at = v.as_ptr();
+            assert!(v.iter().enumerate().all(|(j, &b)| b == j as u8), "data moved intact");
+        }
+    }
+    moves
+}
+
+#[test]
+fn a_vec_pushed_to_megabytes_grows_its_large_block_in_place() {
+    // Past the first block, the vector moves to a large block cut from the bottom of the
+    // largest free block, so every later doubling takes the block's free buddy instead of
+    // moving the data (a new top chunk, when the first is too small, is one more move).
+    let len = scaled(2 * MIB, 256 * KIB);
+    let pool = Pool::new();
+    let chunk = pool.chunk();
+    let moves = moves_while_pushing(&chunk, len);
+    assert!(moves <= 2, "{moves} moves for {len} bytes");
+    assert_eq!(chunk.stats().large_blocks, 0, "the grown block went back with the vector");
+    drop(chunk);
+    assert_eq!(pool.stats().in_use_bytes, 0, "whole: {}", pool.stats());
+    check(&pool);
+}
+
+#[test]
+fn a_large_block_whose_buddy_is_lent_moves_as_before() {
+    let pool = small_pool();
+    let chunk = pool.chunk();
+    let mut v: Vec<u8, _> = Vec::new_in(&chunk);
+    v.extend_from_slice(&[7; 64 * KIB]);
+    // Another chunk takes everything free, so no buddy of the vector's block is free.
+    let other = pool.chunk();
+    let mut blockers = std::vec::Vec::new();
+    while let Ok(b) = other.try_alloc_layout(Layout::from_size_align(64 * KIB, 8).unwrap()) {
+        blockers.push(b);
+        if pool.stats().free_bytes < 64 * KIB {
+            break;
+        }
+    }
+    let before = v.as_ptr();
+    v.extend_from_slice(&[8; 64 * KIB]);
+    assert_ne!(v.as_ptr(), before, "moved: no buddy was free");
+    assert!(v[..64 * KIB].iter().all(|&b| b == 7) && v[64 * KIB..].iter().all(|&b| b == 8));
+    drop(v);
+    drop((chunk, other));
+    assert_eq!(pool.stats().in_use_bytes, 0);
+    check(&pool);
+}
