@@ -197,7 +197,7 @@ fn a_vec_pushed_to_megabytes_grows_its_large_block_in_place() {
     // Past the first block, the vector moves to a large block cut from the bottom of the
     // largest free block, so every later doubling takes the block's free buddy instead of
     // moving the data (a new top chunk, when the first is too small, is one more move).
-    let len = scaled(2 * MIB, 256 * KIB);
+    let len = scaled(2 * MIB, 32 * KIB);
     let pool = Pool::new();
     let chunk = pool.chunk();
     let moves = moves_while_pushing(&chunk, len);
