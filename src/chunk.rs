@@ -77,6 +77,13 @@ pub(crate) struct BlockHeader {
 
 const HEADER: usize = size_of::<BlockHeader>();
 
+/// From this size on, the newest allocation of a full block that grows moves to a block
+/// that can grow in place ([`Pool::acquire_growable`]) rather than to a successor. Smaller
+/// ones keep growing on the fast path in successors: growth in a large block takes the
+/// slow path, which would cost a vector grown by `reserve_exact(1)` more than the copies
+/// it saves.
+const GROWABLE_NEWEST: usize = 128 * 1024;
+
 /// Where a large block is recorded; allocated in the chunk's regular blocks.
 pub(crate) struct LargeNode {
     next: Option<NonNull<LargeNode>>,
@@ -622,10 +629,10 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
     /// `grow` when the allocation is not the newest of the current block, or the block has
     /// no room. A large allocation grows in its own block if it has room, else the block
     /// grows over its free buddies in the pool. Otherwise the data moves; an allocation
-    /// that keeps growing (the newest of a full block, or a large one) of at least a
-    /// first block's size moves to a large block cut so that it can grow in place next
-    /// time ([`Pool::acquire_growable`]): a vector doubling to megabytes moves once or
-    /// twice, not at every doubling. `aligned`: `ptr` suits `new`'s alignment; `newest`:
+    /// that keeps growing (a large one, or the newest of a full block from
+    /// [`GROWABLE_NEWEST`] on) moves to a large block cut so that it can grow in place next
+    /// time ([`Pool::acquire_growable`]): a vector doubling to megabytes stops moving at
+    /// every doubling. `aligned`: `ptr` suits `new`'s alignment; `newest`:
     /// it is the newest allocation of the current block, which has no room.
     ///
     /// # Safety
@@ -673,7 +680,10 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
             }
             large = grown.is_some();
         }
-        if (newest || large) && new.size() >= self.pool.first_block_size() {
+        // A large allocation, or a newest one big enough that the slow path of growth in a
+        // large block costs little next to the copies it saves.
+        let growing = large || (newest && new.size() >= GROWABLE_NEWEST);
+        if growing && new.size() >= self.pool.first_block_size() {
             if let Ok(new_ptr) = self.alloc_large(new, os::page_size(), true) {
                 // SAFETY: the caller's contract is `move_to`'s.
                 unsafe { self.move_to(ptr, old, new_ptr, new) };

@@ -4,7 +4,7 @@
 //! blocks included; errors, in-place resizing, large blocks, reset and child scopes
 //! behave as for `Chunk`.
 
-use crate::util::{KIB, MIB, check, fill, intact, rng, small_pool};
+use crate::util::{KIB, MIB, check, fill, intact, limited, rng, small_pool};
 use allocator_api2::alloc::Allocator;
 use allocator_api2::boxed::Box;
 use allocator_api2::vec::Vec;
@@ -21,15 +21,6 @@ const fn scaled(normal: usize, miri: usize) -> usize {
 
 fn assert_send<T: Send>(_: &T) {}
 fn assert_sync<T: Sync>() {}
-
-fn limited(limit: usize) -> Pool {
-    Pool::builder()
-        .first_top_chunk_size(64 * KIB)
-        .first_block_size(4 * KIB)
-        .limit(limit)
-        .build()
-        .unwrap()
-}
 
 #[test]
 fn sync_chunk_and_its_collections_are_send_and_sync() {
