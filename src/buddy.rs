@@ -57,6 +57,11 @@ impl Buddy {
         self.free_bytes
     }
 
+    /// Size in bytes of a block of order `order`.
+    fn order_size(&self, order: usize) -> usize {
+        1 << (self.min_shift as usize + order)
+    }
+
     fn order_of(&self, size: usize) -> Option<usize> {
         debug_assert!(size.is_power_of_two());
         let order = size.trailing_zeros().checked_sub(self.min_shift)? as usize;
@@ -91,10 +96,10 @@ impl Buddy {
     /// at each level. Returns the offset of the block taken.
     fn split(&mut self, mut have: usize, order: usize) -> usize {
         let (offset, freed_at) = self.free[have].pop_first().expect("a free block of this order");
-        let size = 1 << (self.min_shift as usize + order);
+        let size = self.order_size(order);
         while have > order {
             have -= 1;
-            let upper = offset + (1 << (self.min_shift as usize + have));
+            let upper = offset + self.order_size(have);
             self.free[have].insert(upper, freed_at);
         }
         self.free_bytes -= size;
@@ -112,7 +117,7 @@ impl Buddy {
         debug_assert!(!self.is_free(offset, size), "double free of a block");
         self.free_bytes += size;
         while order + 1 < self.free.len() {
-            let buddy = offset ^ (1 << (self.min_shift as usize + order));
+            let buddy = offset ^ self.order_size(order);
             let Some(buddy_at) = self.free[order].remove(&buddy) else { break };
             at = at.max(buddy_at);
             offset = offset.min(buddy);
@@ -141,15 +146,15 @@ impl Buddy {
         let (Some(from), Some(to)) = (self.order_of(size), self.order_of(new_size)) else {
             return false;
         };
-        let buddy_size = |k: usize| 1usize << (self.min_shift as usize + k);
         if offset % new_size != 0
-            || !(from..to).all(|k| self.free[k].contains_key(&(offset + buddy_size(k))))
+            || !(from..to).all(|k| self.free[k].contains_key(&(offset + self.order_size(k))))
         {
             return false;
         }
         for k in from..to {
-            self.free[k].remove(&(offset + buddy_size(k)));
-            self.free_bytes -= buddy_size(k);
+            let buddy_size = self.order_size(k);
+            self.free[k].remove(&(offset + buddy_size));
+            self.free_bytes -= buddy_size;
         }
         true
     }
@@ -189,7 +194,7 @@ impl Buddy {
     /// Every free block as `(offset, size, freed at)`, smallest order first.
     pub(crate) fn free_blocks(&self) -> impl Iterator<Item = (usize, usize, Instant)> + '_ {
         self.free.iter().enumerate().flat_map(move |(k, set)| {
-            let len = 1usize << (self.min_shift as usize + k);
+            let len = self.order_size(k);
             set.iter().map(move |(&off, &at)| (off, len, at))
         })
     }
