@@ -15,6 +15,9 @@
 //! new chunk, `SyncChunk`, bumpalo `Bump`, bump-scope `Bump` each time, or the global
 //! allocator.
 //!
+//! `nested_scope` opens a scope inside a long-lived arena for the same three allocations:
+//! perfloc's `scoped` and a `child` chunk, and bump-scope's `scoped`.
+//!
 //! `request_cycle_small` is about 16 KiB per request, `request_cycle_large` about 1 MiB;
 //! `threads` runs the small cycle on 1 and on 2 threads sharing perfloc's global pool.
 //!
@@ -141,5 +144,34 @@ fn scope_cycle(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, request_cycle_small, request_cycle_large, threads, scope_cycle);
+/// A nested scope in a long-lived arena, for the same three tiny allocations: perfloc's
+/// `scoped` (a rewind, no block from the pool) against a `child` chunk (a block from the
+/// pool and back), and bump-scope's `scoped`.
+fn nested_scope(c: &mut Criterion) {
+    let mut group = c.benchmark_group("nested_scope");
+    group.throughput(Throughput::Elements(1));
+    let mut chunk = perfloc::chunk();
+    group.bench_function("perfloc-scoped", |b| {
+        b.iter(|| black_box(chunk.scoped(|c| tiny_scope(&*c))))
+    });
+    group.bench_function("perfloc-child", |b| b.iter(|| black_box(tiny_scope(&chunk.child()))));
+    let mut sync = perfloc::sync_chunk();
+    group.bench_function("perfloc-sync-scoped", |b| {
+        b.iter(|| black_box(sync.scoped(|c| tiny_scope(&*c))))
+    });
+    let mut bump: bump_scope::Bump = bump_scope::Bump::new();
+    group.bench_function("bump-scope-scoped", |b| {
+        b.iter(|| black_box(bump.scoped(|s| tiny_scope(&*s))))
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    request_cycle_small,
+    request_cycle_large,
+    threads,
+    scope_cycle,
+    nested_scope
+);
 criterion_main!(benches);

@@ -173,6 +173,9 @@ case_fns! {
     scope_cycle__bump_scope_new: for _ in 0..cases::REQUESTS { let b: bump_scope::Bump = bump_scope::Bump::new(); black_box(workload::tiny_scope(&b)); };
     scope_cycle__global: for _ in 0..cases::REQUESTS { black_box(workload::tiny_scope(Global)); };
     scope_cycle__perfloc_sync: for _ in 0..cases::REQUESTS { black_box(workload::tiny_scope(&perfloc::sync_chunk())); };
+    nested_scope__perfloc: { let mut c = perfloc::chunk(); for _ in 0..cases::REQUESTS { black_box(c.scoped(|c| workload::tiny_scope(&*c))); } };
+    nested_scope__perfloc_child: { let c = perfloc::chunk(); for _ in 0..cases::REQUESTS { black_box(workload::tiny_scope(&c.child())); } };
+    nested_scope__bump_scope: { let mut b: bump_scope::Bump = bump_scope::Bump::new(); for _ in 0..cases::REQUESTS { black_box(b.scoped(|s| workload::tiny_scope(&*s))); } };
     request_cycle_small__blink_sync_new: for _ in 0..cases::REQUESTS { let b = blink_alloc::SyncBlinkAlloc::new(); black_box(workload::handle(text, 1, workload::blink::Blink(&b))); };
 }
 
@@ -290,7 +293,7 @@ fn main() {
     for name in CASES {
         let (case, contender) = name.split_once("__").expect("case__contender");
         let (mut ir, _, _) = cost(&annotated, name);
-        if case.starts_with("request") || case == "scope_cycle" {
+        if case.starts_with("request") || case.ends_with("scope_cycle") || case == "nested_scope" {
             ir /= cases::REQUESTS as f64;
         }
         // The `SyncChunk` rows come after the others: their ratio is against `Chunk` too.

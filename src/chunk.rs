@@ -17,6 +17,23 @@
 //!   `shrink` a large allocation may have any size. Shrinking one to size zero gives its
 //!   block back at once (a zero-size allocation owns nothing).
 //! - **Reset** keeps the largest block, large or regular, as the only regular block.
+//! - **Checkpoints: nested scopes in one chunk.** A [`Checkpoint`] records the current
+//!   block, its cursor, how many large blocks the chunk had made (each large block's node
+//!   carries its number) and the next successor's size.
+//!   [`ProcessChunk::rewind_to`] (which needs `&mut self`, so nothing allocated since can
+//!   be alive) gives back every regular block linked after the checkpoint's block and every
+//!   large block newer than its head, then puts the cursor back. [`ProcessChunk::scoped`]
+//!   wraps the pair around a closure. Unlike [`ProcessChunk::child`], a scope takes no
+//!   block from the pool: entering and leaving one that stayed in its block is a few loads
+//!   and stores. A checkpoint is checked against the chain before use (its block must be
+//!   one of this chunk's), so a foreign or stale one is refused, never trusted.
+//! - **Limits.** The slow-path state counts the bytes of every block the chunk holds, and
+//!   their peak. A block that would take the count past the chunk's limit is refused
+//!   before the pool is asked: the allocation fails with `AllocError` and nothing else
+//!   changes. A successor that would pass the limit is first cut down to the largest
+//!   power of two that still fits and still holds the request. Only blocks count, so the
+//!   fast path (which takes none) costs nothing more. The refusal is recorded (chunk
+//!   limit, or the pool's), for the panic messages of the non-`try_` methods.
 //! - **Two kinds, one implementation.** [`ProcessChunk`] is generic over its bump state:
 //!   [`LocalBump`] (`Cell`s) makes a [`Chunk`], `!Sync`, whose fast path is a handful of
 //!   instructions and one branch; [`SharedBump`] (each block's cursor an atomic in its
@@ -40,6 +57,9 @@
 //! 4. Nothing hands out a `&mut` to chunk state across user code: a `Chunk`'s state is in
 //!    `Cell`s, read and written by value, and `Chunk` is `!Sync`; a `SyncChunk`'s state is
 //!    in atomics and behind a mutex.
+//! 5. The slow-path state's `held` is the total size of the regular and large blocks the
+//!    chunk holds, plus blocks admitted and being taken from the pool; it never exceeds
+//!    `limit` through an admission (a lowered limit may leave it above).
 
 use core::alloc::Layout;
 use core::fmt;
@@ -55,8 +75,8 @@ use crate::{asan, bump, os};
 
 mod state;
 
-use state::Resize;
 pub use state::{BumpState, LocalBump, SharedBump};
+use state::{Refusal, Resize, Slow};
 
 /// Header at the start of every regular block.
 ///
@@ -87,6 +107,9 @@ const GROWABLE_NEWEST: usize = 128 * 1024;
 /// Where a large block is recorded; allocated in the chunk's regular blocks.
 pub(crate) struct LargeNode {
     next: Option<NonNull<LargeNode>>,
+    /// Its number in the order large blocks were made: 1, 2, …; the list runs from the
+    /// highest down, so the blocks newer than a checkpoint are a prefix of it.
+    seq: usize,
     block: Block,
     /// Size of the allocation the block holds.
     used: usize,
@@ -238,7 +261,8 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         let size = pool.first_block_size();
         let block = pool.acquire(size, true)?;
         let header = new_header(block);
-        Ok(ProcessChunk { state: K::new(header, (size * 2).min(MAX_SIZE)), first: header, pool })
+        let slow = Slow::new((size * 2).min(MAX_SIZE), size, pool.chunk_limit());
+        Ok(ProcessChunk { state: K::new(header, slow), first: header, pool })
     }
 
     /// The pool this chunk takes its blocks from.
@@ -277,8 +301,9 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         match self.try_child() {
             Ok(child) => child,
             Err(AllocError) => panic!(
-                "perfloc: the pool could not provide a child chunk's first block; \
-                 use try_child to handle this"
+                "perfloc: the pool could not provide a child chunk's first block: {}; \
+                 use try_child to handle this",
+                self.pool.refusal(self.pool.first_block_size())
             ),
         }
     }
@@ -319,8 +344,8 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         let current = self.state.current();
         // SAFETY: the current block has an initialised header (invariant 1).
         let mut keep = Block { ptr: current.cast(), size: unsafe { current.as_ref().size } };
-        let (large, next_size) = self.state.slow(|slow| (slow.large, slow.next_size));
-        let mut node = large;
+        let slow = self.state.slow(|slow| *slow);
+        let mut node = slow.large;
         while let Some(n) = node {
             // SAFETY: large nodes are initialised (invariant 3).
             let n = unsafe { n.as_ref() };
@@ -333,8 +358,255 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         // The kept block's header is rewritten too: it must end the chain again.
         let header = new_header(keep);
         self.first = header;
-        self.state = K::new(header, next_size.max(keep.size.saturating_mul(2)).min(MAX_SIZE));
+        let next_size = slow.next_size.max(keep.size.saturating_mul(2)).min(MAX_SIZE);
+        let slow = Slow {
+            peak: slow.peak,
+            large_made: slow.large_made,
+            ..Slow::new(next_size, keep.size, slow.limit)
+        };
+        self.state = K::new(header, slow);
         asan::poison(data_start(header), keep.size - HEADER);
+    }
+
+    /// Runs `f` in a nested scope of this chunk: whatever `f` allocates in it is given back
+    /// when `f` returns (or unwinds), blocks taken meanwhile included, and the chunk goes
+    /// on from where it was. Unlike [`ProcessChunk::child`] it takes no block from the
+    /// pool, so a scope that stays in the current block costs a few loads and stores.
+    /// Scopes nest: `f` gets the chunk by `&mut` and may open another.
+    ///
+    /// ```
+    /// use allocator_api2::vec::Vec;
+    ///
+    /// let mut chunk = perfloc::chunk(); // or perfloc::sync_chunk()
+    /// let total: u64 = (0..100u64)
+    ///     .map(|i| {
+    ///         chunk.scoped(|c| {
+    ///             let mut scratch: Vec<u64, _> = Vec::new_in(&*c);
+    ///             scratch.extend(0..i);
+    ///             scratch.iter().sum::<u64>()
+    ///         })
+    ///     })
+    ///     .sum();
+    /// assert_eq!(total, 161_700);
+    /// assert_eq!(chunk.stats().used_bytes, 0, "every scope gave its bytes back");
+    /// ```
+    ///
+    /// Nothing allocated inside can escape the scope:
+    ///
+    /// ```compile_fail
+    /// let mut chunk = perfloc::chunk();
+    /// let escaped: &str = chunk.scoped(|c| c.alloc_str("inside"));
+    /// ```
+    ///
+    /// and nothing allocated before it can be used inside, as the scope needs the chunk by
+    /// `&mut` (allocate what must outlive the scope after it, or pass copies in):
+    ///
+    /// ```compile_fail,E0502
+    /// let mut chunk = perfloc::chunk();
+    /// let before = chunk.alloc(1u32);
+    /// chunk.scoped(|c| *c.alloc(2u32) + *before);
+    /// ```
+    ///
+    /// If `f` resets the chunk or puts another chunk in its place, there is nothing of the
+    /// scope's to rewind, and the chunk stays as `f` left it.
+    pub fn scoped<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        /// Rewinds on the way out, on return or unwind.
+        struct Rewind<'a, 'pool, K: BumpState> {
+            chunk: &'a mut ProcessChunk<'pool, K>,
+            checkpoint: Checkpoint,
+        }
+        impl<K: BumpState> Drop for Rewind<'_, '_, K> {
+            fn drop(&mut self) {
+                if self.chunk.holds(&self.checkpoint) {
+                    self.chunk.rewind_unchecked(&self.checkpoint);
+                }
+            }
+        }
+        let checkpoint = self.checkpoint();
+        let scope = Rewind { chunk: self, checkpoint };
+        f(scope.chunk)
+    }
+
+    /// The chunk's current position, to come back to with [`ProcessChunk::rewind_to`]:
+    /// the explicit form of [`ProcessChunk::scoped`].
+    ///
+    /// ```
+    /// let mut chunk = perfloc::chunk();
+    /// chunk.alloc_str("kept");
+    /// let mark = chunk.checkpoint();
+    /// chunk.alloc_slice_copy(&[0u8; 100_000]); // a successor block
+    /// chunk.rewind_to(mark);
+    /// assert_eq!(chunk.stats().blocks, 1, "the successor went back to the pool");
+    /// assert_eq!(chunk.stats().used_bytes, 8);
+    /// ```
+    ///
+    /// Allocations made since cannot be alive when the chunk is rewound:
+    ///
+    /// ```compile_fail,E0502
+    /// let mut chunk = perfloc::chunk();
+    /// let mark = chunk.checkpoint();
+    /// let s = chunk.alloc_str("after the mark");
+    /// chunk.rewind_to(mark);
+    /// assert_eq!(s, "after the mark");
+    /// ```
+    ///
+    /// For a `SyncChunk` that other threads are allocating from, what they allocate around
+    /// the moment of the checkpoint may fall on either side of it.
+    pub fn checkpoint(&self) -> Checkpoint {
+        let block = self.state.current();
+        let (large_made, next_size) = self.state.slow(|slow| (slow.large_made, slow.next_size));
+        Checkpoint { block, cursor: self.state.cursor_of(block), large_made, next_size }
+    }
+
+    /// Gives back everything allocated since `checkpoint` was taken, and every block taken
+    /// since; allocations made before it stay. Taking `&mut self`, it cannot run while
+    /// anything allocated since is alive.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `checkpoint` is not this chunk's, or its block has gone back to the pool
+    /// since (by a reset, or a rewind to an earlier checkpoint). A checkpoint from before a
+    /// reset that kept its block is still accepted: the chunk rewinds to that position.
+    ///
+    /// ```should_panic
+    /// let mut chunk = perfloc::chunk();
+    /// let other = perfloc::chunk();
+    /// chunk.rewind_to(other.checkpoint()); // another chunk's
+    /// ```
+    pub fn rewind_to(&mut self, checkpoint: Checkpoint) {
+        assert!(
+            self.holds(&checkpoint),
+            "perfloc: rewind_to with a checkpoint of another chunk, or one that a reset or an \
+             earlier rewind made stale"
+        );
+        self.rewind_unchecked(&checkpoint);
+    }
+
+    /// True if `checkpoint` denotes a position in this chunk: its block is in the chain and
+    /// its cursor inside that block's data.
+    fn holds(&self, checkpoint: &Checkpoint) -> bool {
+        // The usual case first: the checkpoint's block is still the current one.
+        let current = self.state.current();
+        let mut cur = Some(if checkpoint.block == current { current } else { self.first });
+        while let Some(header) = cur {
+            // SAFETY: chain blocks have initialised headers (invariant 1).
+            let h = unsafe { header.as_ref() };
+            if header == checkpoint.block {
+                let start = data_start(header).addr().get();
+                return (start..=header.addr().get() + h.size).contains(&checkpoint.cursor);
+            }
+            cur = NonNull::new(h.next.load(Ordering::Acquire));
+        }
+        false
+    }
+
+    /// Rewinds to `checkpoint`, which [`ProcessChunk::holds`] accepted. Memory safe for any
+    /// such checkpoint, stale or not: with `&mut self` nothing handed out is alive, and
+    /// only blocks of this chunk's chain after the checkpoint's, and large blocks the chunk
+    /// holds, go back to the pool.
+    fn rewind_unchecked(&mut self, checkpoint: &Checkpoint) {
+        let (pool, block) = (self.pool, checkpoint.block);
+        // SAFETY: `block` is in the chain (checked by the caller): an initialised header.
+        let (after, size) = unsafe {
+            let h = block.as_ref();
+            (NonNull::new(h.next.load(Ordering::Acquire)), h.size)
+        };
+        let slow = self.state.slow_mut();
+        // SAFETY: large nodes are initialised (invariant 3).
+        let newer = |node: NonNull<LargeNode>| unsafe { node.as_ref() }.seq > checkpoint.large_made;
+        if after.is_some() || slow.large.is_some_and(newer) {
+            // Large blocks newer than the checkpoint (a prefix of the list), then the chain
+            // after its block; links are read before the block holding them goes.
+            let mut large = slow.large;
+            let mut regular = after;
+            let mut released = 0;
+            let blocks = core::iter::from_fn(|| {
+                if let Some(node) = large.filter(|&node| newer(node)) {
+                    // SAFETY: a live node (invariant 3), in a regular block not yet yielded.
+                    let n = unsafe { node.as_ref() };
+                    large = n.next;
+                    return Some(n.block);
+                }
+                let header = regular?;
+                // SAFETY: a chain block after `block`, read before it is yielded.
+                let (next, size) = unsafe {
+                    let h = header.as_ref();
+                    (h.next.load(Ordering::Acquire), h.size)
+                };
+                regular = NonNull::new(next);
+                Some(Block { ptr: header.cast(), size })
+            })
+            .inspect(|block| released += block.size);
+            pool.release(blocks, false);
+            slow.large = large;
+            slow.give_back(released);
+            // SAFETY: `block`'s header is initialised; it ends the chain again.
+            unsafe { block.as_ref().next.store(ptr::null_mut(), Ordering::Release) };
+        }
+        slow.next_size = checkpoint.next_size;
+        slow.refusal = None;
+        let start = data_start(block);
+        // SAFETY: the caller checked `start <= checkpoint.cursor <= end of the block`.
+        let cursor = unsafe { start.add(checkpoint.cursor - start.addr().get()) };
+        self.state.restore(block, cursor);
+        asan::poison(cursor, block.addr().get() + size - checkpoint.cursor);
+    }
+
+    /// Changes this chunk's limit on the bytes of blocks it holds (see
+    /// [`PoolBuilder::chunk_limit`](crate::PoolBuilder::chunk_limit), which sets the limit
+    /// new chunks start with); `None` lifts it. Blocks already held stay: a limit below
+    /// what the chunk holds only refuses new blocks.
+    ///
+    /// ```
+    /// use core::alloc::Layout;
+    ///
+    /// let chunk = perfloc::chunk();
+    /// let big = Layout::array::<u8>(100 << 10).unwrap();
+    /// chunk.set_limit(Some(64 << 10));
+    /// assert!(chunk.try_alloc_layout(big).is_err());
+    /// chunk.set_limit(None);
+    /// assert!(chunk.try_alloc_layout(big).is_ok());
+    /// assert_eq!(chunk.stats().limit, None);
+    /// ```
+    pub fn set_limit(&self, limit: Option<usize>) {
+        self.state.slow(|slow| slow.limit = limit.unwrap_or(usize::MAX));
+    }
+
+    /// This chunk's limit on the bytes of blocks it holds, if it has one.
+    ///
+    /// ```
+    /// let pool = perfloc::Pool::builder().chunk_limit(1 << 20).build()?;
+    /// assert_eq!(pool.chunk().limit(), Some(1 << 20));
+    /// assert_eq!(perfloc::chunk().limit(), None);
+    /// # Ok::<(), perfloc::ConfigError>(())
+    /// ```
+    pub fn limit(&self) -> Option<usize> {
+        let limit = self.state.slow(|slow| slow.limit);
+        (limit != usize::MAX).then_some(limit)
+    }
+
+    /// Why the last allocation failed, with the figures, for the panic messages of the
+    /// non-`try_` methods: the chunk's limit, the pool's limit, or the OS.
+    #[cold]
+    pub(crate) fn refusal_message(&self, layout: Layout) -> String {
+        let slow = self.state.slow(|slow| *slow);
+        let what = format!("allocating {} bytes (align {})", layout.size(), layout.align());
+        match slow.refusal {
+            Some(Refusal::ChunkLimit(block)) => format!(
+                "perfloc: chunk limit reached {what}: a block of {block} bytes would take the \
+                 chunk past its limit of {} bytes (it holds {}); use the try_ methods to \
+                 handle this",
+                slow.limit, slow.held
+            ),
+            Some(Refusal::Pool(block)) => format!(
+                "perfloc: out of memory {what}: {}; use the try_ methods to handle this",
+                self.pool.refusal(block)
+            ),
+            None => format!(
+                "perfloc: out of memory {what}: no block can hold it; use the try_ methods to \
+                 handle this"
+            ),
+        }
     }
 
     /// Every block of the chunk, large ones first, then the chain from `first`. Links are
@@ -372,7 +644,7 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
     /// assert_eq!(chunk.stats().used_bytes, 32);
     /// ```
     pub fn stats(&self) -> ChunkStats {
-        let mut stats = ChunkStats { blocks: 0, capacity_bytes: 0, used_bytes: 0, large_blocks: 0 };
+        let mut stats = ChunkStats::default();
         let mut cur = Some(self.first);
         while let Some(header) = cur {
             // SAFETY: chain blocks have initialised headers (invariant 1), published before
@@ -384,6 +656,8 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
             cur = NonNull::new(h.next.load(Ordering::Acquire));
         }
         self.state.slow(|slow| {
+            stats.limit = (slow.limit != usize::MAX).then_some(slow.limit);
+            stats.peak_bytes = slow.peak;
             let mut node = slow.large;
             while let Some(n) = node {
                 // SAFETY: large nodes are initialised (invariant 3).
@@ -394,6 +668,8 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
                 stats.used_bytes += n.used;
                 node = n.next;
             }
+            // Invariant 5; a `SyncChunk`'s figures are a snapshot that may race.
+            debug_assert!(K::SHARED || stats.capacity_bytes == slow.held, "held {}", slow.held);
         });
         stats
     }
@@ -448,16 +724,32 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
                 }
             }
             let next = slow.next_size;
-            match need {
-                Some(need) if need <= next => {
-                    let result = self.push_successor(next, layout);
-                    if result.is_ok() {
+            let need = need.filter(|&need| need <= next)?;
+            // The doubled size if the limit allows, else the largest block within it that
+            // still holds the request.
+            let size = if next <= slow.room() {
+                next
+            } else {
+                let within = 1usize.checked_shl(slow.room().checked_ilog2()?).unwrap_or(0);
+                within.max(self.pool.block_size_for(need).unwrap_or(usize::MAX))
+            };
+            if let Err(err) = slow.admit(size) {
+                return Some(Err(err));
+            }
+            let result = self.push_successor(size, layout);
+            match result {
+                Ok(_) => {
+                    slow.taken();
+                    if size == next {
                         slow.next_size = next.saturating_mul(2).min(MAX_SIZE);
                     }
-                    Some(result)
                 }
-                _ => None,
+                Err(AllocError) => {
+                    slow.give_back(size);
+                    slow.refusal = Some(Refusal::Pool(size));
+                }
             }
+            Some(result)
         });
         match regular {
             Some(result) => result,
@@ -496,22 +788,37 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
     ) -> Result<NonNull<u8>, AllocError> {
         let need = bump::large_need(layout, page).ok_or(AllocError)?;
         let size = self.pool.block_size_for(need).ok_or(AllocError)?;
+        self.state.slow(|slow| slow.admit(size))?;
         // Take the block first: if that fails, the chunk has not changed at all.
         let block = if growable {
-            self.pool.acquire_growable(size)?
+            self.pool.acquire_growable(size)
         } else {
-            self.pool.acquire(size, false)?
+            self.pool.acquire(size, false)
+        };
+        let block = match block {
+            Ok(block) => block,
+            Err(err) => {
+                self.state.slow(|slow| {
+                    slow.give_back(size);
+                    slow.refusal = Some(Refusal::Pool(size));
+                });
+                return Err(err);
+            }
         };
         let node = match self.try_alloc_layout(Layout::new::<LargeNode>()) {
             Ok(node) => node.cast::<LargeNode>(),
             Err(err) => {
                 self.pool.release([block], false);
+                self.state.slow(|slow| slow.give_back(size));
                 return Err(err);
             }
         };
         self.state.slow(|slow| {
+            slow.taken();
+            slow.large_made += 1;
+            let seq = slow.large_made;
             // SAFETY: `node` is fresh bump memory sized and aligned for a `LargeNode`.
-            unsafe { node.write(LargeNode { next: slow.large, block, used: layout.size() }) };
+            unsafe { node.write(LargeNode { next: slow.large, seq, block, used: layout.size() }) };
             slow.large = Some(node);
         });
         let pad = bump::padding(block.ptr.addr().get(), layout.align());
@@ -584,6 +891,7 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
                     Some(p) => (*p.as_ptr()).next = n.next,
                     None => slow.large = n.next,
                 }
+                slow.give_back(n.block.size);
                 n.block
             }
         });
@@ -651,7 +959,7 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         let addr = ptr.addr().get();
         let mut large = false;
         if aligned {
-            let grown = self.with_large(ptr, old.size(), |_, _, node| {
+            let grown = self.with_large(ptr, old.size(), |slow, _, node| {
                 // SAFETY: `node` is a live node (invariant 3), reached exclusively.
                 let n = unsafe { &mut *node.as_ptr() };
                 let mut fits =
@@ -663,9 +971,15 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
                     let need = (addr - n.block.ptr.addr().get()).checked_add(new.size());
                     let size = need.and_then(|need| self.pool.block_size_for(need));
                     if let Some(size) = size.filter(|&size| size > n.block.size) {
-                        fits = self.pool.extend(n.block, size);
-                        if fits {
-                            n.block.size = size;
+                        let more = size - n.block.size;
+                        if slow.admit(more).is_ok() {
+                            fits = self.pool.extend(n.block, size);
+                            if fits {
+                                n.block.size = size;
+                                slow.taken();
+                            } else {
+                                slow.give_back(more);
+                            }
                         }
                     }
                 }
@@ -786,6 +1100,36 @@ impl<K: BumpState> fmt::Debug for ProcessChunk<'_, K> {
         f.debug_struct(K::NAME).field("stats", &self.stats()).finish_non_exhaustive()
     }
 }
+
+/// A position in a process chunk to rewind to: [`ProcessChunk::checkpoint`],
+/// [`ProcessChunk::rewind_to`]. Plain data: the chunk checks it against its own blocks
+/// before use.
+///
+/// ```
+/// let mut chunk = perfloc::sync_chunk();
+/// let mark = chunk.checkpoint();
+/// chunk.alloc([0u64; 16]);
+/// chunk.rewind_to(mark);
+/// assert_eq!(chunk.stats().used_bytes, 0);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Checkpoint {
+    /// The current block when taken.
+    block: NonNull<BlockHeader>,
+    /// Its cursor.
+    cursor: usize,
+    /// How many large blocks the chunk had made.
+    large_made: usize,
+    /// The next successor's size.
+    next_size: usize,
+}
+
+// SAFETY: a checkpoint's pointer is never dereferenced before the chunk finds the same
+// address among its own live blocks (`ProcessChunk::holds`); sending or sharing the address
+// itself is harmless.
+unsafe impl Send for Checkpoint {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for Checkpoint {}
 
 /// Writes a fresh header at the start of `block` and returns it.
 fn new_header(block: Block) -> NonNull<BlockHeader> {

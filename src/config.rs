@@ -26,6 +26,8 @@ pub(crate) struct Config {
     pub(crate) retain: usize,
     /// How long free memory above `retain` may stay; `Duration::MAX` for ever.
     pub(crate) decay: Duration,
+    /// Most bytes of blocks one process chunk may hold; `usize::MAX` for no limit.
+    pub(crate) chunk_limit: usize,
 }
 
 impl Config {
@@ -36,6 +38,7 @@ impl Config {
         limit: usize::MAX,
         retain: 4 << 20,
         decay: Duration::from_secs(1),
+        chunk_limit: usize::MAX,
     };
 }
 
@@ -48,6 +51,7 @@ impl Config {
 /// | [`limit`](Self::limit) | none | most bytes the pool maps at once; past it allocation fails with `AllocError` |
 /// | [`retain`](Self::retain) | 4 MiB | free memory kept mapped and resident for reuse |
 /// | [`decay`](Self::decay) | 1 s | how long free memory above `retain` may stay before it goes back to the OS |
+/// | [`chunk_limit`](Self::chunk_limit) | none | most bytes of blocks one process chunk may hold; past it that chunk's allocations fail |
 ///
 /// ```
 /// let pool = perfloc::Pool::builder()
@@ -135,6 +139,30 @@ impl PoolBuilder {
         self
     }
 
+    /// Caps the bytes of blocks each process chunk of this pool may hold (its first block,
+    /// successors and large blocks): past it, allocation in that chunk fails with
+    /// [`AllocError`](crate::AllocError) while the pool and every other chunk go on. A
+    /// server sets it so that one hostile request cannot take the memory every other
+    /// request shares. Each chunk (a child too) counts against its own limit, which
+    /// [`ProcessChunk::set_limit`](crate::ProcessChunk::set_limit) changes. Must be at
+    /// least `first_block_size`.
+    ///
+    /// ```
+    /// use allocator_api2::vec::Vec;
+    ///
+    /// let pool = perfloc::Pool::builder().chunk_limit(1 << 20).build()?;
+    /// let greedy = pool.chunk();
+    /// let mut v: Vec<u8, _> = Vec::new_in(&greedy);
+    /// assert!(v.try_reserve(2 << 20).is_err(), "past this chunk's limit");
+    /// let other = pool.chunk();
+    /// assert_eq!(other.alloc_slice_copy(&[1u8; 512 << 10]).len(), 512 << 10);
+    /// # Ok::<(), perfloc::ConfigError>(())
+    /// ```
+    pub const fn chunk_limit(mut self, bytes: usize) -> Self {
+        self.config.chunk_limit = bytes;
+        self
+    }
+
     /// Checks the settings and makes the pool. No memory is mapped until the first chunk.
     ///
     /// ```
@@ -170,6 +198,15 @@ impl PoolBuilder {
                 format!(
                     "is {}, smaller than first_top_chunk_size ({}); the pool could never map a top chunk",
                     c.limit, c.first_top_chunk_size
+                ),
+            ));
+        }
+        if c.chunk_limit < c.first_block_size {
+            return Err(ConfigError::new(
+                "chunk_limit",
+                format!(
+                    "is {}, smaller than first_block_size ({}); no chunk could take its first block",
+                    c.chunk_limit, c.first_block_size
                 ),
             ));
         }

@@ -19,16 +19,13 @@ use allocator_api2::alloc::AllocError;
 
 use crate::{BumpState, ProcessChunk};
 
-/// Reports an allocation the pool could not satisfy, for the panicking methods.
+/// Reports an allocation `chunk` could not satisfy, for the panicking methods: which limit
+/// was hit (the chunk's, the pool's) or that the OS refused, with the figures.
 #[cold]
 #[inline(never)]
 #[track_caller]
-fn out_of_memory(layout: Layout) -> ! {
-    panic!(
-        "perfloc: out of memory allocating {} bytes (align {}); use the try_ methods to handle this",
-        layout.size(),
-        layout.align()
-    )
+fn out_of_memory<K: BumpState>(chunk: &ProcessChunk<'_, K>, layout: Layout) -> ! {
+    panic!("{}", chunk.refusal_message(layout))
 }
 
 /// The layout of `[T; len]`, or a panic naming the overflow.
@@ -49,7 +46,7 @@ impl<K: BumpState> ProcessChunk<'_, K> {
     pub fn alloc_layout(&self, layout: Layout) -> NonNull<u8> {
         match self.try_alloc_layout(layout) {
             Ok(ptr) => ptr,
-            Err(AllocError) => out_of_memory(layout),
+            Err(AllocError) => out_of_memory(self, layout),
         }
     }
 

@@ -85,7 +85,7 @@ mod sync;
 mod top_chunk;
 
 pub use allocator_api2::alloc::AllocError;
-pub use chunk::{BumpState, Chunk, LocalBump, ProcessChunk, SharedBump, SyncChunk};
+pub use chunk::{BumpState, Checkpoint, Chunk, LocalBump, ProcessChunk, SharedBump, SyncChunk};
 pub use config::{ConfigError, MIN_BLOCK_SIZE, PoolBuilder};
 pub use pool::Pool;
 pub use stats::{ChunkStats, PoolStats, TopChunkStats};

@@ -223,9 +223,9 @@ impl Pool {
         match self.try_chunk() {
             Ok(chunk) => chunk,
             Err(AllocError) => panic!(
-                "perfloc: the pool could not provide a first block of {} bytes; \
+                "perfloc: the pool could not provide a chunk's first block: {}; \
                  use Pool::try_chunk to handle this",
-                self.config.first_block_size
+                self.refusal(self.config.first_block_size)
             ),
         }
     }
@@ -257,9 +257,9 @@ impl Pool {
         match self.try_sync_chunk() {
             Ok(chunk) => chunk,
             Err(AllocError) => panic!(
-                "perfloc: the pool could not provide a first block of {} bytes; \
+                "perfloc: the pool could not provide a chunk's first block: {}; \
                  use Pool::try_sync_chunk to handle this",
-                self.config.first_block_size
+                self.refusal(self.config.first_block_size)
             ),
         }
     }
@@ -349,6 +349,26 @@ impl Pool {
 
     pub(crate) fn first_block_size(&self) -> usize {
         self.config.first_block_size
+    }
+
+    /// The limit each new process chunk starts with; `usize::MAX` for none.
+    pub(crate) fn chunk_limit(&self) -> usize {
+        self.config.chunk_limit
+    }
+
+    /// Why the pool refused a block of `size` bytes just now, with the figures: its own
+    /// `limit`, or the OS. For panic messages.
+    pub(crate) fn refusal(&self, size: usize) -> String {
+        let mapped = self.lock().mapped_bytes;
+        let limit = self.config.limit;
+        if limit != usize::MAX && mapped.saturating_add(size.max(crate::os::page_size())) > limit {
+            format!(
+                "the pool's limit of {limit} bytes is reached ({mapped} mapped; \
+                 a block of {size} bytes found no room)"
+            )
+        } else {
+            format!("the OS refused to map memory for a block of {size} bytes ({mapped} mapped)")
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, PoolState> {

@@ -93,6 +93,12 @@ pub struct ChunkStats {
     /// without block headers). Bytes of the newest allocation given back by `deallocate`
     /// or `shrink` are not counted.
     pub used_bytes: usize,
+    /// The most `capacity_bytes` has been over the chunk's life.
+    pub peak_bytes: usize,
+    /// The chunk's limit on `capacity_bytes`, if it has one
+    /// ([`PoolBuilder::chunk_limit`](crate::PoolBuilder::chunk_limit),
+    /// [`ProcessChunk::set_limit`](crate::ProcessChunk::set_limit)).
+    pub limit: Option<usize>,
 }
 
 /// Bytes as a human-readable figure: `512 B`, `4.0 KiB`, `1.5 MiB`, `2.0 GiB`.
@@ -171,12 +177,17 @@ impl fmt::Display for ChunkStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "perfloc chunk: {} used of {} in {} ({} large)",
+            "perfloc chunk: {} used of {} in {} ({} large); peak {}",
             Bytes(self.used_bytes),
             Bytes(self.capacity_bytes),
             plural(self.blocks, "block"),
-            self.large_blocks
-        )
+            self.large_blocks,
+            Bytes(self.peak_bytes)
+        )?;
+        match self.limit {
+            Some(limit) => write!(f, ", limit {}", Bytes(limit)),
+            None => Ok(()),
+        }
     }
 }
 

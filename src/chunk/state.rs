@@ -14,11 +14,13 @@
 //! [`SyncChunk`]: crate::SyncChunk
 
 use core::alloc::Layout;
-use core::cell::Cell;
+use core::cell::{Cell, UnsafeCell};
 use core::num::NonZero;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::{Mutex, PoisonError};
+
+use allocator_api2::alloc::AllocError;
 
 use super::{BlockHeader, LargeNode, block_end, data_start};
 use crate::{asan, bump};
@@ -30,6 +32,59 @@ pub(crate) struct Slow {
     pub(crate) large: Option<NonNull<LargeNode>>,
     /// Size of the next successor block.
     pub(crate) next_size: usize,
+    /// Large blocks made so far: the number of the newest one.
+    pub(crate) large_made: usize,
+    /// Bytes of the blocks the chunk holds, regular and large (chunk invariant 5).
+    pub(crate) held: usize,
+    /// The most `held` has been.
+    pub(crate) peak: usize,
+    /// Most bytes `held` may reach; `usize::MAX` for no limit.
+    pub(crate) limit: usize,
+    /// Why the last block the chunk wanted was refused, for the panic messages.
+    pub(crate) refusal: Option<Refusal>,
+}
+
+/// Why a chunk could not take a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// A block of this size would take the chunk past its limit.
+    ChunkLimit(usize),
+    /// The pool refused a block of this size (its limit, or the OS).
+    Pool(usize),
+}
+
+impl Slow {
+    /// A fresh chunk's state: it holds one block of `held` bytes.
+    pub(crate) fn new(next_size: usize, held: usize, limit: usize) -> Self {
+        Slow { large: None, next_size, large_made: 0, held, peak: held, limit, refusal: None }
+    }
+
+    /// Bytes the chunk may still take before its limit.
+    pub(crate) fn room(&self) -> usize {
+        self.limit.saturating_sub(self.held)
+    }
+
+    /// Counts a block of `size` bytes against the limit before it is taken; refused (and
+    /// recorded) when it would go past. Then [`Slow::taken`] if it comes, or
+    /// [`Slow::give_back`] if not.
+    pub(crate) fn admit(&mut self, size: usize) -> Result<(), AllocError> {
+        if size > self.room() {
+            self.refusal = Some(Refusal::ChunkLimit(size));
+            return Err(AllocError);
+        }
+        self.held += size;
+        Ok(())
+    }
+
+    /// The blocks admitted came: the peak counts them.
+    pub(crate) fn taken(&mut self) {
+        self.peak = self.peak.max(self.held);
+    }
+
+    /// A block of `size` bytes went back to the pool (or an admitted one never came).
+    pub(crate) fn give_back(&mut self, size: usize) {
+        self.held -= size;
+    }
 }
 
 /// What [`BumpState::resize`] did.
@@ -73,9 +128,18 @@ pub(crate) trait StateOps {
     /// The type's public name, for `Debug`.
     const NAME: &'static str;
 
-    /// A state whose current block is `header` (fresh, nothing handed out) and whose next
-    /// successor will have `next_size` bytes.
-    fn new(header: NonNull<BlockHeader>, next_size: usize) -> Self;
+    /// A state whose current block is `header` (fresh, nothing handed out), with `slow`
+    /// as its slow-path state.
+    fn new(header: NonNull<BlockHeader>, slow: Slow) -> Self;
+
+    /// Makes `header`, a block of the chain whose `next` is now null, the current block
+    /// again with its cursor at `cursor` (`data_start(header) <= cursor <= end`, a multiple
+    /// of `bump::MIN_ALIGN`, derived from `header`): a rewind to a checkpoint, after the
+    /// slow-path state was brought back through [`StateOps::slow_mut`].
+    fn restore(&mut self, header: NonNull<BlockHeader>, cursor: NonNull<u8>);
+
+    /// The slow-path state, for a chunk borrowed exclusively.
+    fn slow_mut(&mut self) -> &mut Slow;
 
     /// The current block.
     fn current(&self) -> NonNull<BlockHeader>;
@@ -100,7 +164,9 @@ pub(crate) trait StateOps {
     /// False only when the chunk certainly has no large block.
     fn may_have_large(&self) -> bool;
 
-    /// Runs `f` with exclusive access to the slow-path state. `f` must not allocate in the
+    /// Runs `f` with exclusive access to the slow-path state. `f` must not call `slow`
+    /// again, directly or through a chunk method other than [`StateOps::bump`],
+    /// [`StateOps::has_room`] and [`StateOps::install`]; in particular it must not allocate in the
     /// chunk (it may bump with [`StateOps::bump`] and take blocks from the pool).
     fn slow<R>(&self, f: impl FnOnce(&mut Slow) -> R) -> R;
 
@@ -124,8 +190,10 @@ pub struct LocalBump {
     end: Cell<NonNull<u8>>,
     /// The newest regular block; its header's `next` is null.
     current: Cell<NonNull<BlockHeader>>,
-    /// Copied in and out by [`StateOps::slow`], which therefore needs no `&mut`.
-    slow: Cell<Slow>,
+    /// Reached only through [`StateOps::slow`] (one `&mut` at a time: `slow` is never
+    /// re-entered, see its contract, and a `Chunk` is `!Sync`), [`StateOps::slow_mut`]
+    /// and `may_have_large` (a read outside either).
+    slow: UnsafeCell<Slow>,
 }
 
 impl sealed::Sealed for LocalBump {}
@@ -135,15 +203,27 @@ impl StateOps for LocalBump {
     const SHARED: bool = false;
     const NAME: &'static str = "Chunk";
 
-    fn new(header: NonNull<BlockHeader>, next_size: usize) -> Self {
+    fn new(header: NonNull<BlockHeader>, slow: Slow) -> Self {
         // SAFETY: a fresh header is initialised (caller).
         let size = unsafe { header.as_ref().size };
         LocalBump {
             ptr: Cell::new(data_start(header)),
             end: Cell::new(block_end(header.cast(), size)),
             current: Cell::new(header),
-            slow: Cell::new(Slow { large: None, next_size }),
+            slow: UnsafeCell::new(slow),
         }
+    }
+
+    fn restore(&mut self, header: NonNull<BlockHeader>, cursor: NonNull<u8>) {
+        // SAFETY: a chain block has an initialised header (caller).
+        let size = unsafe { header.as_ref().size };
+        self.ptr.set(cursor);
+        self.end.set(block_end(header.cast(), size));
+        self.current.set(header);
+    }
+
+    fn slow_mut(&mut self) -> &mut Slow {
+        self.slow.get_mut()
     }
 
     #[inline(always)]
@@ -217,14 +297,15 @@ impl StateOps for LocalBump {
 
     #[inline(always)]
     fn may_have_large(&self) -> bool {
-        self.slow.get().large.is_some()
+        // SAFETY: no `&mut` to the slow state lives outside `slow`/`slow_mut`, and neither
+        // runs now: this thread is here, and a `Chunk` is `!Sync`.
+        unsafe { (*self.slow.get()).large.is_some() }
     }
 
     fn slow<R>(&self, f: impl FnOnce(&mut Slow) -> R) -> R {
-        let mut slow = self.slow.get();
-        let result = f(&mut slow);
-        self.slow.set(slow);
-        result
+        // SAFETY: the only `&mut` to the slow state while `f` runs: `slow` is not re-entered
+        // (its contract), `slow_mut` needs `&mut self`, and a `Chunk` is `!Sync`.
+        f(unsafe { &mut *self.slow.get() })
     }
 
     fn install(&self, old: NonNull<BlockHeader>, new: NonNull<BlockHeader>, cursor: NonNull<u8>) {
@@ -284,12 +365,24 @@ impl StateOps for SharedBump {
     const SHARED: bool = true;
     const NAME: &'static str = "SyncChunk";
 
-    fn new(header: NonNull<BlockHeader>, next_size: usize) -> Self {
+    fn new(header: NonNull<BlockHeader>, slow: Slow) -> Self {
         SharedBump {
             current: AtomicPtr::new(header.as_ptr()),
-            has_large: AtomicBool::new(false),
-            slow: Mutex::new(Slow { large: None, next_size }),
+            has_large: AtomicBool::new(slow.large.is_some()),
+            slow: Mutex::new(slow),
         }
+    }
+
+    fn restore(&mut self, header: NonNull<BlockHeader>, cursor: NonNull<u8>) {
+        // SAFETY: a chain block has an initialised header (caller); `&mut self` means no
+        // other thread is allocating.
+        unsafe { header.as_ref().cursor.store(cursor.addr().get(), Ordering::Relaxed) };
+        *self.current.get_mut() = header.as_ptr();
+        *self.has_large.get_mut() = self.slow_mut().large.is_some();
+    }
+
+    fn slow_mut(&mut self) -> &mut Slow {
+        self.slow.get_mut().unwrap_or_else(PoisonError::into_inner)
     }
 
     #[inline(always)]

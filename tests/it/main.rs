@@ -3,6 +3,8 @@
 mod allocator;
 mod asan;
 mod bad_input;
+mod checkpoints;
+mod chunk_limits;
 mod direct;
 mod downsizing;
 mod faults;

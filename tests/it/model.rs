@@ -59,6 +59,9 @@ enum Op {
     Reset { chunk: usize },
     DropChunk { chunk: usize },
     Trim { pool: usize },
+    Mark { chunk: usize },
+    Rewind { mark: usize },
+    Limit { chunk: usize, kib: Option<usize> },
 }
 
 fn size() -> impl Strategy<Value = usize> {
@@ -90,6 +93,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => pick.prop_map(|chunk| Op::Reset { chunk }),
         2 => pick.prop_map(|chunk| Op::DropChunk { chunk }),
         1 => (0..2usize).prop_map(|pool| Op::Trim { pool }),
+        2 => pick.prop_map(|chunk| Op::Mark { chunk }),
+        2 => pick.prop_map(|mark| Op::Rewind { mark }),
+        1 => (pick, prop::option::of(0..4096usize)).prop_map(|(chunk, kib)| Op::Limit { chunk, kib }),
     ]
 }
 
@@ -100,6 +106,11 @@ struct Live {
     ptr: NonNull<u8>,
     layout: Layout,
     id: usize,
+    /// The step that made it.
+    born: usize,
+    /// The step that made it or last resized it: a rewind to a checkpoint taken before
+    /// that step gives it back.
+    since: usize,
 }
 
 impl Live {
@@ -141,6 +152,23 @@ fn check_step(live: &[Live], pools: &[Pool; 2], chunks_alive: [usize; 2]) {
     }
 }
 
+/// The allocation, or `None` when it failed within a chunk limit the model set (never past
+/// it); any other failure fails the test.
+fn within_limit<K: BumpState, T>(
+    chunk: &ProcessChunk<'_, K>,
+    result: Result<T, perfloc::AllocError>,
+) -> Option<T> {
+    let stats = chunk.stats();
+    if let Some(limit) = stats.limit {
+        assert!(stats.peak_bytes <= limit.max(stats.peak_bytes), "{stats:?}");
+    }
+    match result {
+        Ok(value) => Some(value),
+        Err(_) if stats.limit.is_some() => None,
+        Err(_) => panic!("allocation failed without a limit: {stats:?}"),
+    }
+}
+
 /// Runs `ops` on chunks of one kind, made by `new_chunk` (`Pool::chunk` or
 /// `Pool::sync_chunk`).
 fn run<K: BumpState>(ops: Vec<Op>, new_chunk: for<'p> fn(&'p Pool) -> ProcessChunk<'p, K>) {
@@ -158,12 +186,18 @@ fn run<K: BumpState>(ops: Vec<Op>, new_chunk: for<'p> fn(&'p Pool) -> ProcessChu
     let mut chunks: Vec<(u64, usize, ProcessChunk<'_, K>)> = Vec::new();
     let mut live: Vec<Live> = Vec::new();
     let (mut next_key, mut next_id) = (0u64, 0usize);
+    // Checkpoints still valid: the chunk's key, the checkpoint, the step it was taken at.
+    let mut marks: Vec<(u64, perfloc::Checkpoint, usize)> = Vec::new();
+    // Per chunk key: allocations made before a checkpoint and resized after it, which a
+    // rewind to it leaves in an unspecified state (the model forgets them; a large one may
+    // keep its block until the chunk resets or drops).
+    let mut forgotten: std::collections::HashMap<u64, usize> = Default::default();
     let alive = |chunks: &[(u64, usize, ProcessChunk<'_, K>)]| {
         let mut n = [0; 2];
         chunks.iter().for_each(|c| n[c.1] += 1);
         n
     };
-    for op in ops {
+    for (step, op) in ops.into_iter().enumerate() {
         match op {
             Op::NewChunk { pool } => {
                 chunks.push((next_key, pool, new_chunk(&pools[pool])));
@@ -172,8 +206,15 @@ fn run<K: BumpState>(ops: Vec<Op>, new_chunk: for<'p> fn(&'p Pool) -> ProcessChu
             Op::Alloc { chunk, size, align_shift } if !chunks.is_empty() => {
                 let (key, _, c) = &chunks[chunk % chunks.len()];
                 let layout = Layout::from_size_align(size, 1 << align_shift).unwrap();
-                let ptr = (&c).allocate(layout).expect("within memory").cast::<u8>();
-                let l = Live { chunk: *key, ptr, layout, id: next_id };
+                let Some(ptr) = within_limit(c, (&c).allocate(layout)) else { continue };
+                let l = Live {
+                    chunk: *key,
+                    ptr: ptr.cast(),
+                    layout,
+                    id: next_id,
+                    born: step,
+                    since: step,
+                };
                 next_id += 1;
                 fill(l.bytes(), l.id);
                 live.push(l);
@@ -185,9 +226,11 @@ fn run<K: BumpState>(ops: Vec<Op>, new_chunk: for<'p> fn(&'p Pool) -> ProcessChu
                 let new =
                     Layout::from_size_align(l.layout.size() + extra, l.layout.align()).unwrap();
                 // SAFETY: `l` is a live allocation of `l.layout` in `c`.
-                let ptr =
-                    unsafe { (&c).grow(l.ptr, l.layout, new) }.expect("within memory").cast::<u8>();
-                let grown = Live { ptr, layout: new, ..l };
+                let Some(ptr) = within_limit(c, unsafe { (&c).grow(l.ptr, l.layout, new) }) else {
+                    assert!(l.edges_intact(), "a failed grow kept the data");
+                    continue;
+                };
+                let grown = Live { ptr: ptr.cast(), layout: new, since: step, ..l };
                 assert!(intact(&grown.bytes()[..l.layout.size()], l.id), "grow kept the data");
                 fill(grown.bytes(), l.id);
                 live[k] = grown;
@@ -202,7 +245,7 @@ fn run<K: BumpState>(ops: Vec<Op>, new_chunk: for<'p> fn(&'p Pool) -> ProcessChu
                 // SAFETY: `l` is a live allocation of `l.layout` in `c`.
                 let ptr =
                     unsafe { (&c).shrink(l.ptr, l.layout, new) }.expect("shrinks").cast::<u8>();
-                live[k] = Live { ptr, layout: new, ..l };
+                live[k] = Live { ptr, layout: new, since: step, ..l };
                 assert!(intact(live[k].bytes(), l.id), "shrink kept the data");
             }
             Op::Dealloc { alloc } if !live.is_empty() => {
@@ -219,11 +262,16 @@ fn run<K: BumpState>(ops: Vec<Op>, new_chunk: for<'p> fn(&'p Pool) -> ProcessChu
                     let mut mine = Vec::new();
                     for (size, shift) in allocs {
                         let layout = Layout::from_size_align(size, 1 << shift).unwrap();
+                        let Some(ptr) = within_limit(&child, (&child).allocate(layout)) else {
+                            continue;
+                        };
                         let l = Live {
                             chunk: u64::MAX,
-                            ptr: child.alloc_layout(layout),
+                            ptr: ptr.cast(),
                             layout,
                             id: next_id,
+                            born: step,
+                            since: step,
                         };
                         next_id += 1;
                         fill(l.bytes(), l.id);
@@ -243,22 +291,52 @@ fn run<K: BumpState>(ops: Vec<Op>, new_chunk: for<'p> fn(&'p Pool) -> ProcessChu
                 let k = chunk % chunks.len();
                 let key = chunks[k].0;
                 live.retain(|l| l.chunk != key);
+                marks.retain(|m| m.0 != key);
+                forgotten.remove(&key);
                 chunks[k].2.reset();
                 assert_eq!(chunks[k].2.stats().used_bytes, 0);
             }
             Op::DropChunk { chunk } if !chunks.is_empty() => {
                 let (key, _, c) = chunks.swap_remove(chunk % chunks.len());
                 live.retain(|l| l.chunk != key);
+                marks.retain(|m| m.0 != key);
+                forgotten.remove(&key);
                 drop(c);
             }
             Op::Trim { pool } => {
                 pools[pool].trim();
             }
+            Op::Mark { chunk } if !chunks.is_empty() => {
+                let (key, _, c) = &chunks[chunk % chunks.len()];
+                marks.push((*key, c.checkpoint(), step));
+            }
+            Op::Rewind { mark } if !marks.is_empty() => {
+                let (key, checkpoint, taken) = marks[mark % marks.len()];
+                let c = &mut chunks.iter_mut().find(|c| c.0 == key).expect("its chunk").2;
+                let (pool_in_use, held) = (c.pool().stats().in_use_bytes, c.stats().capacity_bytes);
+                c.rewind_to(checkpoint);
+                assert!(c.pool().stats().in_use_bytes <= pool_in_use, "blocks went back");
+                assert!(c.stats().capacity_bytes <= held);
+                // What was made or resized since is given back; so are later checkpoints,
+                // whose blocks may have gone.
+                let orphans = live
+                    .iter()
+                    .filter(|l| l.chunk == key && l.born < taken && l.since >= taken)
+                    .count();
+                *forgotten.entry(key).or_default() += orphans;
+                live.retain(|l| l.chunk != key || l.since < taken);
+                marks.retain(|m| m.0 != key || m.2 <= taken);
+            }
+            Op::Limit { chunk, kib } if !chunks.is_empty() => {
+                let (_, _, c) = &chunks[chunk % chunks.len()];
+                c.set_limit(kib.map(|kib| kib * KIB));
+            }
             _ => {}
         }
         check_step(&live, &pools, alive(&chunks));
         for (key, _, c) in &chunks {
-            let holding = live.iter().filter(|l| l.chunk == *key && l.layout.size() > 0).count();
+            let holding = live.iter().filter(|l| l.chunk == *key && l.layout.size() > 0).count()
+                + forgotten.get(key).copied().unwrap_or(0);
             assert!(c.stats().large_blocks <= holding, "a large block outlived its allocation");
         }
     }
