@@ -153,6 +153,19 @@ const ROWS: &[Row] = &[
         contender: "bumpalo-new",
         target: Target::AtMost(0.4),
     },
+    // A nested scope in a long-lived chunk (`scoped`) against a child chunk and bump-scope.
+    Row {
+        group: "nested_scope",
+        perfloc: "perfloc-scoped",
+        contender: "perfloc-child",
+        target: Target::AtMost(0.25),
+    },
+    Row {
+        group: "nested_scope",
+        perfloc: "perfloc-scoped",
+        contender: "bump-scope-scoped",
+        target: Target::None,
+    },
     // SyncChunk (issue "a Sync chunk"): against Chunk, a new Bump and blink-alloc.
     Row {
         group: "alloc_u64",
