@@ -1,7 +1,7 @@
 //! Per-chunk limits: past its limit a chunk's allocations fail with `AllocError`, while the
 //! pool and every other chunk go on; the panicking methods say which limit was hit.
 
-use crate::util::{KIB, MIB, check, intact, limited, patterned};
+use crate::util::{KIB, MIB, check, intact, limited, patterned, scaled};
 use allocator_api2::vec::Vec;
 use perfloc::Pool;
 use std::alloc::Layout;
@@ -97,7 +97,8 @@ fn a_lowered_limit_refuses_new_blocks_only_and_a_lifted_one_admits_them() {
 
 #[test]
 fn a_vector_growing_in_its_large_block_stops_at_the_limit_intact() {
-    let pool = pool_with_chunk_limit(4 * MIB);
+    let limit = scaled(4 * MIB, 512 * KIB);
+    let pool = pool_with_chunk_limit(limit);
     let chunk = pool.chunk();
     let piece: std::vec::Vec<u8> = (0..4096).map(|i| (i % 251) as u8).collect();
     let mut v: Vec<u8, _> = Vec::new_in(&chunk);
@@ -107,9 +108,9 @@ fn a_vector_growing_in_its_large_block_stops_at_the_limit_intact() {
         v.extend_from_slice(&piece);
         assert!(v.len() <= 8 * MIB, "the limit never stopped it");
     }
-    assert!(v.len() > MIB && v.len() <= 4 * MIB, "stopped at {}", v.len());
+    assert!(v.len() > limit / 4 && v.len() <= limit, "stopped at {}", v.len());
     assert!(v.chunks(piece.len()).all(|part| part == &piece[..]), "the data is intact");
-    assert!(chunk.stats().peak_bytes <= 4 * MIB);
+    assert!(chunk.stats().peak_bytes <= limit);
     check(&pool);
 }
 
