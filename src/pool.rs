@@ -19,6 +19,9 @@
 //! - **Shards** ([`cache`]): in front of all this, each thread has a shard, a small cache
 //!   of free blocks behind a lock of its own, so that chunks made and dropped in steady
 //!   state take no pool-wide lock.
+//! - **Local slots** ([`local`]): in front of the shards, each thread keeps a few first
+//!   blocks of each pool it uses in a slot of its own, so that a scope made and dropped in
+//!   steady state takes no lock at all.
 //!
 //! The top chunks sit behind one mutex, reached on the slow path of process chunks (a block
 //! the shard does not have, or one it cannot keep); allocation inside a chunk never touches
@@ -26,6 +29,7 @@
 
 mod cache;
 mod downsizing;
+mod local;
 
 use core::ptr::NonNull;
 use std::time::Instant;
@@ -83,6 +87,18 @@ pub struct Pool {
     /// of the downsizing policy has something to do. Written under the pool's lock, read
     /// without it: in steady state nobody writes it, so it costs the shards nothing.
     excess: AtomicBool,
+    /// This pool's number for the threads' local slots; 0 until first needed.
+    local_id: core::sync::atomic::AtomicU64,
+    /// Every thread's local slot for this pool.
+    locals: std::sync::Mutex<local::Locals>,
+    /// Raised to ask the threads to hand their local slots' blocks back.
+    flush_epoch: core::sync::atomic::AtomicU64,
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.forget_locals();
+    }
 }
 
 /// Everything behind the pool's lock.
@@ -210,6 +226,9 @@ impl Pool {
             config,
             shards: [const { Shard::new() }; SHARDS],
             excess: AtomicBool::new(false),
+            local_id: core::sync::atomic::AtomicU64::new(0),
+            locals: std::sync::Mutex::new(local::Locals::new()),
+            flush_epoch: core::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -279,11 +298,13 @@ impl Pool {
     /// A snapshot of the pool's figures.
     pub fn stats(&self) -> PoolStats {
         // Shards first, then the pool: the lock order everywhere (never both at once).
-        let (mut cached, mut chunks) = (0, 0);
+        let (mut chunks, mut cached) = self.local_figures();
+        let mut shard_locks = 0;
         for shard in &self.shards {
             let cache = shard.lock();
             cached += cache.bytes;
             chunks += cache.chunks;
+            shard_locks += cache.locks;
         }
         let state = self.lock();
         let in_use = state.lent_bytes.saturating_sub(cached);
@@ -294,6 +315,7 @@ impl Pool {
             free_bytes: state.mapped_bytes - in_use,
             cached_bytes: cached,
             pool_lock_calls: state.lock_calls,
+            shard_lock_calls: shard_locks,
             purged_bytes: state.purged_bytes,
             peak_mapped_bytes: state.peak_mapped_bytes,
             released_bytes: state.released_bytes,
@@ -329,6 +351,7 @@ impl Pool {
     pub fn check(&self) -> Result<(), String> {
         // Shards first (the lock order everywhere): blocks they cache must not be free.
         let mut cached = Vec::new();
+        self.local_blocks(&mut cached);
         for shard in &self.shards {
             shard.lock().blocks(self.config.first_block_size, &mut cached);
         }
@@ -410,9 +433,22 @@ impl Pool {
     /// new live chunk.
     pub(crate) fn acquire(&self, size: usize, opens_chunk: bool) -> Result<Block, AllocError> {
         debug_assert!(size.is_power_of_two() && size >= self.config.first_block_size);
+        #[cfg(not(loom))]
+        if opens_chunk && size == self.config.first_block_size {
+            let local = self.with_local(|slot| {
+                let ptr = slot.pop(size);
+                if ptr.is_some() {
+                    slot.count(1);
+                }
+                ptr
+            });
+            if let Some(Some(ptr)) = local {
+                return Ok(Block { ptr, size });
+            }
+        }
         let class = self.class_of(size);
         if class.is_some() || opens_chunk {
-            let mut cache = self.shard().lock();
+            let mut cache = self.shard().lock_counted();
             if let Some(ptr) = class.and_then(|class| cache.pop(class, size)) {
                 cache.chunks += isize::from(opens_chunk);
                 return Ok(Block { ptr, size });
@@ -420,7 +456,7 @@ impl Pool {
         }
         let block = self.acquire_from_top_chunks(size, false)?;
         if opens_chunk {
-            self.shard().lock().chunks += 1;
+            self.shard().lock_counted().chunks += 1;
         }
         Ok(block)
     }
@@ -517,10 +553,34 @@ impl Pool {
     /// `closes_chunk` counts a dropped chunk. `blocks` must read every link it follows
     /// before yielding the block holding it.
     pub(crate) fn release(&self, blocks: impl IntoIterator<Item = Block>, closes_chunk: bool) {
+        #[cfg(not(loom))]
+        let blocks = {
+            // First blocks go to the thread's local slot while it has room; the rest, and
+            // everything while the pool has memory to give back (the shards run the
+            // downsizing policy), go on to the shard.
+            let (mut blocks, mut leftover) = (blocks.into_iter(), None);
+            let first = self.config.first_block_size;
+            let all_local = !self.excess.load(Ordering::Relaxed)
+                && self.with_local(|slot| {
+                    for block in blocks.by_ref() {
+                        crate::asan::poison(block.ptr, block.size);
+                        if block.size != first || !slot.push(block) {
+                            leftover = Some(block);
+                            return false;
+                        }
+                    }
+                    slot.count(-isize::from(closes_chunk));
+                    true
+                }) == Some(true);
+            if all_local {
+                return;
+            }
+            leftover.into_iter().chain(blocks)
+        };
         let budget = self.shard_budget();
         let mut rest = Vec::new();
         let policy_due = {
-            let mut cache = self.shard().lock();
+            let mut cache = self.shard().lock_counted();
             for block in blocks {
                 // The block is the pool's again: nothing may touch it until it is lent.
                 crate::asan::poison(block.ptr, block.size);
@@ -561,6 +621,8 @@ impl Pool {
     /// Gives every block cached in the shards back to the top chunks; true if there was any.
     fn drain_shards(&self) -> bool {
         let mut blocks = Vec::new();
+        #[cfg(not(loom))]
+        self.reclaim_locals(&mut blocks);
         for shard in &self.shards {
             shard.lock().drain(self.config.first_block_size, &mut blocks);
         }

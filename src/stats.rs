@@ -35,7 +35,8 @@ pub struct PoolStats {
     pub free_bytes: usize,
     /// Of `free_bytes`, those purged with `madvise`: still mapped, no longer resident.
     pub purged_bytes: usize,
-    /// Of `free_bytes`, those cached in the threads' shards, ready for their next chunk.
+    /// Of `free_bytes`, those cached in the threads' local slots and shards, ready for their
+    /// next chunk.
     pub cached_bytes: usize,
     /// The most bytes ever mapped at once.
     pub peak_mapped_bytes: usize,
@@ -52,6 +53,9 @@ pub struct PoolStats {
     /// Times the pool-wide lock was taken to lend or take back blocks; in steady state the
     /// threads' shards serve chunks without it, and this stays put.
     pub pool_lock_calls: u64,
+    /// Times a shard's lock was taken; in steady state the threads' local slots serve
+    /// scopes without it, and this stays put too.
+    pub shard_lock_calls: u64,
     /// One entry per top chunk, oldest first.
     pub top_chunk_stats: Vec<TopChunkStats>,
 }
@@ -144,12 +148,13 @@ impl fmt::Display for PoolStats {
         )?;
         write!(
             f,
-            "  system calls: {} mmap, {} munmap, {} madvise; {} given back to the OS; pool lock taken {} times",
+            "  system calls: {} mmap, {} munmap, {} madvise; {} given back to the OS; pool lock taken {} times, shard locks {}",
             self.mmap_calls,
             self.munmap_calls,
             self.madvise_calls,
             Bytes(usize::try_from(self.released_bytes).unwrap_or(usize::MAX)),
-            self.pool_lock_calls
+            self.pool_lock_calls,
+            self.shard_lock_calls
         )?;
         if !self.top_chunk_stats.is_empty() {
             write!(

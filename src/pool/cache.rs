@@ -50,6 +50,13 @@ impl Shard {
         // before anything that could panic.
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// [`Shard::lock`], counted in the pool's figures: for taking and giving back blocks.
+    pub(crate) fn lock_counted(&self) -> MutexGuard<'_, ShardCache> {
+        let mut cache = self.lock();
+        cache.locks += 1;
+        cache
+    }
 }
 
 /// The free blocks of one shard, and its count of chunks.
@@ -65,6 +72,8 @@ pub(crate) struct ShardCache {
     pub(crate) chunks: isize,
     /// Releases into this shard; every [`POLICY_EVERY`]th runs the downsizing policy.
     releases: u32,
+    /// Times this shard's lock was taken to take or give back blocks.
+    pub(crate) locks: u64,
 }
 
 /// How many releases into a shard between two runs of the downsizing policy, which
@@ -83,6 +92,7 @@ impl ShardCache {
             bytes: 0,
             chunks: 0,
             releases: 0,
+            locks: 0,
         }
     }
 

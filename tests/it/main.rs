@@ -10,6 +10,7 @@ mod downsizing;
 mod faults;
 mod large_blocks;
 mod limits;
+mod local_slots;
 mod model;
 mod process_chunks;
 mod scopes;

@@ -158,8 +158,15 @@ fn steady_chunk_cycles_take_no_pool_wide_lock() {
     let warm = pool.stats();
     assert!(warm.cached_bytes > 0, "{warm}");
     std::thread::scope(|s| {
-        s.spawn(|| (0..cycles).for_each(|_| cycle()));
-        s.spawn(|| (0..cycles).for_each(|_| cycle()));
+        // Joined, not just ended with the scope: a thread's local slots are marked gone
+        // by its thread-local destructors, which a scope does not wait for.
+        let threads = [
+            s.spawn(|| (0..cycles).for_each(|_| cycle())),
+            s.spawn(|| (0..cycles).for_each(|_| cycle())),
+        ];
+        for thread in threads {
+            thread.join().unwrap();
+        }
     });
     for _ in 0..cycles {
         cycle();

@@ -1,0 +1,301 @@
+//! Local slots: each thread's own cache of first blocks, one slot per pool it uses, so
+//! that a scope made and dropped in steady state takes no lock and makes no atomic
+//! read-modify-write.
+//!
+//! A shard ([`super::cache`]) is shared by the threads mapped to it, so it needs a lock:
+//! two atomic read-modify-writes to take a block and two more to give it back, about as
+//! much as the rest of a small scope. The commonest blocks (a chunk's first block) get a
+//! cache no other thread touches while its owner lives:
+//!
+//! - **The slot** ([`LocalSlot`]) holds up to [`LOCAL_BLOCKS`] free first blocks and the
+//!   owner's count of chunks made minus dropped. The thread finds it in a thread-local list
+//!   keyed by the pool's number ([`Pool::id`], unique for the process's life, so a slot
+//!   never outlives its meaning: a dropped pool's number never comes back). The pool keeps
+//!   the same slots in a registry (`Arc`s), for its stats and to take blocks back.
+//! - **Owner-only fields.** While the owner thread lives, only it reads and writes the
+//!   slot's blocks; it publishes the chunk count and the cached bytes with plain atomic
+//!   stores (`load` then `store`, no read-modify-write), which others only read.
+//! - **Taking blocks back.** A trim or a shortage ([`Pool::reclaim_locals`]) empties the
+//!   calling thread's own slot, takes the blocks of slots whose owner has exited, and
+//!   raises the pool's flush epoch; every other owner hands its blocks back at its next
+//!   scope, when it sees the epoch moved (a plain load on its path). An idle live thread
+//!   keeps at most `LOCAL_BLOCKS` first blocks until then.
+//! - **Thread exit** marks the thread's slots `gone` under their mutex; the pool takes their
+//!   blocks at its next reclaim, and their chunk counts stay in its figures meanwhile.
+//! - **Pool drop** marks its slots `dead`: owners drop them from their lists when they next
+//!   register a slot. Their blocks were in the pool's top chunks, now unmapped; nothing
+//!   touches them again, as no pool has that number any more.
+//!
+//! Under loom the local slots are off (loom does not model `std`'s thread-locals and
+//! atomics used here): every block goes through the shards, which loom checks.
+#![cfg_attr(loom, allow(dead_code))]
+
+use core::cell::{RefCell, UnsafeCell};
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use super::{Block, Pool};
+
+/// First blocks a thread keeps in its slot of one pool.
+pub(crate) const LOCAL_BLOCKS: usize = 2;
+
+/// One thread's slot in one pool; see the module docs.
+pub(crate) struct LocalSlot {
+    /// Free first blocks, `blocks[..len]`. Owner-only while `gone` is false; after, the
+    /// pool's, under `gone`'s lock.
+    blocks: UnsafeCell<[Option<NonNull<u8>>; LOCAL_BLOCKS]>,
+    len: UnsafeCell<usize>,
+    /// The pool's flush epoch when the owner last handed its blocks back. Owner-only.
+    epoch: UnsafeCell<u64>,
+    /// Chunks made minus chunks dropped through this slot (negative when chunks made
+    /// elsewhere drop here). Written by the owner only, with plain stores.
+    chunks: AtomicIsize,
+    /// Bytes of the blocks held, for the stats. Written by the owner only.
+    bytes: AtomicUsize,
+    /// The owner thread has exited; set once, under this lock.
+    gone: Mutex<bool>,
+    /// The pool has dropped; the owner may forget the slot.
+    dead: AtomicBool,
+}
+
+// SAFETY: the `UnsafeCell` fields are accessed by one thread at a time: the owner while it
+// lives (the methods marked owner-only are called only through `Pool::with_local`, on the
+// owner's thread), then, once the owner set `gone` under its mutex (the owner's last
+// access happens before), only by a thread holding that mutex and seeing `gone`. The
+// pointers are addresses of free blocks the pool owns, never dereferenced here. The other
+// fields are atomics and a mutex.
+unsafe impl Send for LocalSlot {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for LocalSlot {}
+
+impl LocalSlot {
+    fn new(epoch: u64) -> Self {
+        LocalSlot {
+            blocks: UnsafeCell::new([None; LOCAL_BLOCKS]),
+            len: UnsafeCell::new(0),
+            epoch: UnsafeCell::new(epoch),
+            chunks: AtomicIsize::new(0),
+            bytes: AtomicUsize::new(0),
+            gone: Mutex::new(false),
+            dead: AtomicBool::new(false),
+        }
+    }
+
+    fn gone(&self) -> MutexGuard<'_, bool> {
+        self.gone.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes a cached block of `size` bytes. Owner-only.
+    #[inline]
+    pub(crate) fn pop(&self, size: usize) -> Option<NonNull<u8>> {
+        // SAFETY: owner-only (see the `Sync` impl): no other reference to these fields.
+        let (blocks, len) = unsafe { (&mut *self.blocks.get(), &mut *self.len.get()) };
+        *len = len.checked_sub(1)?;
+        self.bytes.store(*len * size, Ordering::Relaxed);
+        blocks[*len].take()
+    }
+
+    /// Caches `block` if there is room; returns whether it did. Owner-only.
+    #[inline]
+    pub(crate) fn push(&self, block: Block) -> bool {
+        // SAFETY: owner-only (see the `Sync` impl): no other reference to these fields.
+        let (blocks, len) = unsafe { (&mut *self.blocks.get(), &mut *self.len.get()) };
+        if *len == LOCAL_BLOCKS {
+            return false;
+        }
+        blocks[*len] = Some(block.ptr);
+        *len += 1;
+        self.bytes.store(*len * block.size, Ordering::Relaxed);
+        true
+    }
+
+    /// Adds `delta` to the chunk count: a plain load and store, as only the owner writes.
+    /// Owner-only.
+    #[inline]
+    pub(crate) fn count(&self, delta: isize) {
+        self.chunks.store(self.chunks.load(Ordering::Relaxed) + delta, Ordering::Relaxed);
+    }
+
+    /// Moves the cached blocks (of `size` bytes) into `out`. Owner-only, or with `gone`
+    /// seen true under its lock.
+    fn take_all(&self, size: usize, out: &mut Vec<Block>) {
+        // SAFETY: the caller has the fields to itself (see the `Sync` impl).
+        let (blocks, len) = unsafe { (&mut *self.blocks.get(), &mut *self.len.get()) };
+        out.extend(
+            blocks[..*len].iter_mut().filter_map(Option::take).map(|ptr| Block { ptr, size }),
+        );
+        *len = 0;
+        self.bytes.store(0, Ordering::Relaxed);
+    }
+
+    /// Copies the cached blocks into `out`, for the invariant checker. Same rule as
+    /// [`LocalSlot::take_all`].
+    fn copy_all(&self, size: usize, out: &mut Vec<Block>) {
+        // SAFETY: as for `take_all`; read only.
+        let (blocks, len) = unsafe { (&*self.blocks.get(), *self.len.get()) };
+        out.extend(blocks[..len].iter().flatten().map(|&ptr| Block { ptr, size }));
+    }
+}
+
+/// The pool's side: every thread's slot, and the chunk counts of slots taken back.
+pub(crate) struct Locals {
+    slots: Vec<Arc<LocalSlot>>,
+    /// Chunk counts of the slots removed after their owner exited.
+    retired_chunks: isize,
+}
+
+impl Locals {
+    pub(crate) const fn new() -> Self {
+        Locals { slots: Vec::new(), retired_chunks: 0 }
+    }
+}
+
+impl core::fmt::Debug for Locals {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Locals").field("slots", &self.slots.len()).finish_non_exhaustive()
+    }
+}
+
+/// The calling thread's slots, one per pool it used, keyed by the pool's number.
+struct ThreadSlots(RefCell<Vec<(u64, Arc<LocalSlot>)>>);
+
+impl Drop for ThreadSlots {
+    fn drop(&mut self) {
+        for (_, slot) in self.0.get_mut().drain(..) {
+            *slot.gone() = true;
+        }
+    }
+}
+
+std::thread_local! {
+    static SLOTS: ThreadSlots = const { ThreadSlots(RefCell::new(Vec::new())) };
+}
+
+/// The next pool number; 0 means "not numbered yet".
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Pool {
+    /// This pool's number, given on first use.
+    #[inline]
+    fn id(&self) -> u64 {
+        match self.local_id.load(Ordering::Relaxed) {
+            0 => self.assign_id(),
+            id => id,
+        }
+    }
+
+    #[cold]
+    fn assign_id(&self) -> u64 {
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        match self.local_id.compare_exchange(0, id, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => id,
+            Err(other) => other,
+        }
+    }
+
+    fn locals(&self) -> MutexGuard<'_, Locals> {
+        self.locals.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the calling thread's slot for this pool, made on first use, after
+    /// handing the slot's blocks back if the pool asked (its flush epoch moved). `None`
+    /// while the thread's locals are being destroyed. `f` must not call `with_local`.
+    #[inline]
+    pub(super) fn with_local<R>(&self, f: impl FnOnce(&LocalSlot) -> R) -> Option<R> {
+        let id = self.id();
+        SLOTS
+            .try_with(|slots| {
+                let mut slots = slots.0.try_borrow_mut().ok()?;
+                let index = match slots.iter().position(|(slot_id, _)| *slot_id == id) {
+                    Some(index) => index,
+                    None => self.register(&mut slots, id),
+                };
+                let slot = &slots[index].1;
+                let epoch = self.flush_epoch.load(Ordering::Relaxed);
+                // SAFETY: owner-only field, on the owner's thread.
+                if unsafe { *slot.epoch.get() } != epoch {
+                    self.hand_back(slot, epoch);
+                }
+                Some(f(slot))
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// Makes the calling thread's slot for this pool; returns its index in `slots`. Forgets
+    /// the slots of dropped pools on the way.
+    #[cold]
+    fn register(&self, slots: &mut Vec<(u64, Arc<LocalSlot>)>, id: u64) -> usize {
+        slots.retain(|(_, slot)| !slot.dead.load(Ordering::Acquire));
+        let slot = Arc::new(LocalSlot::new(self.flush_epoch.load(Ordering::Relaxed)));
+        self.locals().slots.push(Arc::clone(&slot));
+        slots.push((id, slot));
+        slots.len() - 1
+    }
+
+    /// Gives the blocks of the owner's `slot` back to the top chunks, as the pool asked.
+    #[cold]
+    fn hand_back(&self, slot: &LocalSlot, epoch: u64) {
+        let mut blocks = Vec::new();
+        slot.take_all(self.first_block_size(), &mut blocks);
+        // SAFETY: owner-only field, on the owner's thread.
+        unsafe { *slot.epoch.get() = epoch };
+        if !blocks.is_empty() {
+            self.release_to_top_chunks(blocks);
+        }
+    }
+
+    /// Takes back into `out` the blocks of the calling thread's slot and of the slots whose
+    /// thread exited (those leave the registry), and asks every other thread to hand its
+    /// blocks back at its next scope.
+    pub(super) fn reclaim_locals(&self, out: &mut Vec<Block>) {
+        let size = self.first_block_size();
+        self.flush_epoch.fetch_add(1, Ordering::Relaxed);
+        // Seeing the new epoch, `with_local` hands this thread's blocks back first.
+        self.with_local(|_| {});
+        let mut locals = self.locals();
+        let Locals { slots, retired_chunks } = &mut *locals;
+        slots.retain(|slot| {
+            let gone = slot.gone();
+            if *gone {
+                // The owner has exited: its fields are ours under the lock.
+                slot.take_all(size, out);
+                *retired_chunks += slot.chunks.load(Ordering::Relaxed);
+            }
+            !*gone
+        });
+    }
+
+    /// Live chunks counted by the slots, and the bytes they cache.
+    pub(super) fn local_figures(&self) -> (isize, usize) {
+        let locals = self.locals();
+        locals.slots.iter().fold((locals.retired_chunks, 0), |(chunks, bytes), slot| {
+            (
+                chunks + slot.chunks.load(Ordering::Relaxed),
+                bytes + slot.bytes.load(Ordering::Relaxed),
+            )
+        })
+    }
+
+    /// The blocks of the slots the calling thread may read (its own, and those whose
+    /// owner exited), for the invariant checker.
+    pub(super) fn local_blocks(&self, out: &mut Vec<Block>) {
+        let size = self.first_block_size();
+        self.with_local(|slot| slot.copy_all(size, out));
+        for slot in &self.locals().slots {
+            let gone = slot.gone();
+            if *gone {
+                slot.copy_all(size, out);
+            }
+        }
+    }
+
+    /// Marks every slot dead, for the pool's drop.
+    pub(super) fn forget_locals(&mut self) {
+        let locals = self.locals.get_mut().unwrap_or_else(PoisonError::into_inner);
+        for slot in &locals.slots {
+            slot.dead.store(true, Ordering::Release);
+        }
+    }
+}

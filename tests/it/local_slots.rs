@@ -1,0 +1,179 @@
+//! Local slots: each thread's own first blocks per pool. Scopes in steady state take no
+//! lock; blocks come back when a thread exits, when the pool is trimmed, and chunk counts
+//! stay right when chunks cross threads.
+
+use crate::util::{KIB, check, scaled, small_pool};
+use perfloc::Pool;
+use std::sync::{Barrier, mpsc};
+
+/// One scope: a chunk and a few small allocations in its first block.
+fn scope(pool: &Pool) -> u64 {
+    let chunk = pool.chunk();
+    *chunk.alloc(7u64) + u64::from(chunk.alloc_slice_copy(&[1u8; 32])[31])
+}
+
+#[test]
+fn steady_scopes_take_no_lock_at_all() {
+    let pool = small_pool();
+    for _ in 0..10 {
+        scope(&pool);
+    }
+    let warm = pool.stats();
+    for _ in 0..scaled(100_000, 200) {
+        assert_eq!(scope(&pool), 8);
+    }
+    let after = pool.stats();
+    assert_eq!(
+        (after.pool_lock_calls, after.shard_lock_calls),
+        (warm.pool_lock_calls, warm.shard_lock_calls),
+        "{warm}\n{after}"
+    );
+    assert_eq!((after.live_chunks, after.in_use_bytes), (0, 0));
+    assert_eq!(after.cached_bytes, warm.cached_bytes);
+    check(&pool);
+}
+
+/// `threads` threads make and drop chunks on one pool: after a warm-up scope each, no
+/// lock (pool-wide or shard) is taken for `cycles` more per thread.
+fn no_lock_with(threads: usize, cycles: usize) {
+    let pool = small_pool();
+    let warm = Barrier::new(threads + 1);
+    let measured = Barrier::new(threads + 1);
+    let before = std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                scope(&pool);
+                warm.wait();
+                measured.wait();
+                for _ in 0..cycles {
+                    assert_eq!(scope(&pool), 8);
+                }
+            });
+        }
+        warm.wait();
+        let before = pool.stats();
+        measured.wait();
+        before
+    });
+    let now = pool.stats();
+    assert_eq!(
+        (now.pool_lock_calls, now.shard_lock_calls),
+        (before.pool_lock_calls, before.shard_lock_calls),
+        "{threads} threads x {cycles} cycles took locks:\n{before}\n{now}"
+    );
+    assert_eq!(now.live_chunks, 0);
+    check(&pool);
+}
+
+#[test]
+fn sixteen_threads_take_no_lock_in_steady_state() {
+    no_lock_with(scaled(16, 3), scaled(100_000, 50));
+}
+
+#[test]
+fn sixty_four_threads_take_no_lock_in_steady_state() {
+    no_lock_with(scaled(64, 4), scaled(100_000, 20));
+}
+
+#[test]
+fn blocks_of_an_exited_thread_come_back_on_trim() {
+    let pool = small_pool();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let chunks: Vec<_> = (0..3).map(|_| pool.chunk()).collect();
+            drop(chunks); // two first blocks stay in this thread's slot
+        })
+        .join()
+        .unwrap();
+    });
+    let stats = pool.stats();
+    assert!(stats.cached_bytes >= 2 * 4 * KIB, "{stats}");
+    assert_eq!((stats.live_chunks, stats.in_use_bytes), (0, 0));
+    check(&pool);
+    pool.trim();
+    let stats = pool.stats();
+    assert_eq!((stats.cached_bytes, stats.live_chunks, stats.in_use_bytes), (0, 0, 0), "{stats}");
+    check(&pool);
+}
+
+#[test]
+fn a_trim_has_a_live_thread_hand_its_blocks_back_at_its_next_scope() {
+    let pool = &small_pool();
+    let (to_worker, work) = mpsc::channel::<()>();
+    let (to_main, done) = mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for _ in work {
+                scope(pool);
+                to_main.send(()).unwrap();
+            }
+        });
+        to_worker.send(()).unwrap();
+        done.recv().unwrap();
+        let cached = pool.stats().cached_bytes;
+        assert!(cached >= 4 * KIB, "the worker's slot keeps its first block");
+        pool.trim();
+        // The worker is idle: its block waits in its slot until its next scope.
+        assert!(pool.stats().cached_bytes <= cached);
+        to_worker.send(()).unwrap();
+        done.recv().unwrap();
+        // Its next scope handed the old block back (and cached the one it used).
+        let stats = pool.stats();
+        assert!(stats.cached_bytes <= 4 * KIB, "{stats}");
+        assert!(stats.pool_lock_calls > 0);
+        check(pool);
+        drop(to_worker);
+    });
+}
+
+#[test]
+fn chunks_crossing_threads_keep_the_live_count() {
+    let pool = small_pool();
+    let (send, receive) = mpsc::channel();
+    std::thread::scope(|s| {
+        let maker = s.spawn(|| {
+            for _ in 0..scaled(100, 10) {
+                send.send(pool.chunk()).unwrap();
+            }
+            drop(send);
+        });
+        let dropper = s.spawn(move || {
+            let mut seen = 0;
+            for chunk in receive {
+                assert_eq!(*chunk.alloc(1u8), 1);
+                seen += 1;
+            }
+            seen
+        });
+        maker.join().unwrap();
+        assert_eq!(dropper.join().unwrap(), scaled(100, 10));
+    });
+    let stats = pool.stats();
+    assert_eq!((stats.live_chunks, stats.in_use_bytes), (0, 0), "{stats}");
+    let chunk = pool.chunk();
+    assert_eq!(pool.stats().live_chunks, 1);
+    drop(chunk);
+    pool.trim();
+    assert_eq!(pool.stats().cached_bytes, 0);
+    check(&pool);
+}
+
+#[test]
+fn a_dropped_pool_leaves_the_threads_slots_harmless() {
+    for round in 0..scaled(200, 5) {
+        let pool = Pool::builder()
+            .first_top_chunk_size(64 * KIB)
+            .first_block_size(4 * KIB)
+            .build()
+            .unwrap();
+        assert_eq!(scope(&pool), 8);
+        assert_eq!(scope(&pool), 8, "round {round}");
+        let stats = pool.stats();
+        assert_eq!(stats.live_chunks, 0);
+        assert!(stats.cached_bytes > 0, "the slot holds the first block");
+        check(&pool);
+    } // each pool drops with a block in this thread's slot
+    let pool = small_pool();
+    assert_eq!(scope(&pool), 8);
+    check(&pool);
+}
