@@ -30,7 +30,7 @@
 //! atomics used here): every block goes through the shards, which loom checks.
 #![cfg_attr(loom, allow(dead_code))]
 
-use core::cell::{RefCell, UnsafeCell};
+use core::cell::{Cell, RefCell, UnsafeCell};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -162,6 +162,7 @@ struct ThreadSlots(RefCell<Vec<(u64, Arc<LocalSlot>)>>);
 
 impl Drop for ThreadSlots {
     fn drop(&mut self) {
+        LAST.set((0, core::ptr::null()));
         for (_, slot) in self.0.get_mut().drain(..) {
             *slot.gone() = true;
         }
@@ -170,6 +171,10 @@ impl Drop for ThreadSlots {
 
 std::thread_local! {
     static SLOTS: ThreadSlots = const { ThreadSlots(RefCell::new(Vec::new())) };
+    /// The slot `with_local` found last, and its pool's number: the usual case without the
+    /// list. Valid while its `Arc` is in `SLOTS` (whose changes reset or update it); no
+    /// destructor, so it stays readable while the thread exits.
+    static LAST: Cell<(u64, *const LocalSlot)> = const { Cell::new((0, core::ptr::null())) };
 }
 
 /// The next pool number; 0 means "not numbered yet".
@@ -204,6 +209,26 @@ impl Pool {
     #[inline]
     pub(super) fn with_local<R>(&self, f: impl FnOnce(&LocalSlot) -> R) -> Option<R> {
         let id = self.id();
+        let (last_id, last) = LAST.get();
+        let slot = if last_id == id {
+            // SAFETY: `LAST` points at a slot whose `Arc` is in this thread's `SLOTS`
+            // (see `LAST`), which only this thread changes, and not while `slot` is used.
+            unsafe { &*last }
+        } else {
+            self.find_local(id)?
+        };
+        let epoch = self.flush_epoch.load(Ordering::Relaxed);
+        // SAFETY: owner-only field, on the owner's thread.
+        if unsafe { *slot.epoch.get() } != epoch {
+            self.hand_back(slot, epoch);
+        }
+        Some(f(slot))
+    }
+
+    /// The calling thread's slot for pool `id`, made on first use, and now `LAST`; `None`
+    /// while the thread's locals are being destroyed.
+    #[cold]
+    fn find_local(&self, id: u64) -> Option<&LocalSlot> {
         SLOTS
             .try_with(|slots| {
                 let mut slots = slots.0.try_borrow_mut().ok()?;
@@ -211,13 +236,12 @@ impl Pool {
                     Some(index) => index,
                     None => self.register(&mut slots, id),
                 };
-                let slot = &slots[index].1;
-                let epoch = self.flush_epoch.load(Ordering::Relaxed);
-                // SAFETY: owner-only field, on the owner's thread.
-                if unsafe { *slot.epoch.get() } != epoch {
-                    self.hand_back(slot, epoch);
-                }
-                Some(f(slot))
+                let slot: *const LocalSlot = Arc::as_ptr(&slots[index].1);
+                LAST.set((id, slot));
+                // SAFETY: the `Arc` stays in `SLOTS` until `register` prunes it as dead
+                // (never this pool's, which is alive) or the thread exits (after which
+                // no pool call runs on this thread with it: `LAST` is reset first).
+                Some(unsafe { &*slot })
             })
             .ok()
             .flatten()
@@ -227,6 +251,8 @@ impl Pool {
     /// the slots of dropped pools on the way.
     #[cold]
     fn register(&self, slots: &mut Vec<(u64, Arc<LocalSlot>)>, id: u64) -> usize {
+        // `LAST` may point at a dead slot about to go.
+        LAST.set((0, core::ptr::null()));
         slots.retain(|(_, slot)| !slot.dead.load(Ordering::Acquire));
         let slot = Arc::new(LocalSlot::new(self.flush_epoch.load(Ordering::Relaxed)));
         self.locals().slots.push(Arc::clone(&slot));
