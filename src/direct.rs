@@ -453,8 +453,11 @@ impl<K: BumpState> ProcessChunk<'_, K> {
         let mut iter = iter.into_iter();
         let mut vec = Vec::new_in(self);
         while let Some(value) = iter.next() {
+            // A lower size hint too big to reserve (a lying or unbounded iterator) only
+            // costs the amortised growth of a single element.
             if vec.len() == vec.capacity()
                 && vec.try_reserve(iter.size_hint().0.saturating_add(1)).is_err()
+                && vec.try_reserve(1).is_err()
             {
                 grow_failed("the Vec of alloc_iter");
             }
