@@ -481,7 +481,8 @@ impl<K: BumpState> ProcessChunk<'_, K> {
     ///
     /// Panics if the pool cannot provide the memory, or if a formatting-trait
     /// implementation returns an error (as `std::format!` does: a `Display` impl must
-    /// only pass on the `Formatter`'s errors). What it wrote is given back first.
+    /// only pass on the `Formatter`'s errors). What it wrote is given back as the panic
+    /// unwinds.
     #[track_caller]
     #[allow(clippy::mut_from_ref)]
     pub fn alloc_fmt(&self, args: fmt::Arguments<'_>) -> &mut str {

@@ -188,6 +188,9 @@ fn into_str_keeps_the_text_and_gives_spare_capacity_back() {
     assert_eq!((&*text, &*other), ("KEPT FOR THE CHUNK'S LIFETIME", "next"));
     let empty = String::new_in(&chunk).into_str();
     assert_eq!(empty, "");
+    let used = chunk.stats().used_bytes;
+    let unused = String::with_capacity_in(100, &chunk).into_str();
+    assert_eq!((&*unused, chunk.stats().used_bytes), ("", used), "an empty text keeps nothing");
 }
 
 #[test]
