@@ -366,12 +366,13 @@ impl<K: BumpState> ProcessChunk<'_, K> {
         self.alloc_slice_fill_with(len, |_| value)
     }
 
-    /// A slice of `len` clones of `value`. The clones are never dropped.
+    /// A slice of `len` clones of `value`. The clones are never dropped: a type that owns
+    /// heap memory (a `std::string::String`) would leak it.
     ///
     /// ```
     /// let chunk = perfloc::sync_chunk();
-    /// let names = chunk.alloc_slice_fill_clone(2, &std::string::String::from("n/a"));
-    /// assert_eq!(names, &["n/a", "n/a"]);
+    /// let names = chunk.alloc_slice_fill_clone(2, &Some("n/a"));
+    /// assert_eq!(names, &[Some("n/a"), Some("n/a")]);
     /// ```
     ///
     /// # Panics

@@ -114,8 +114,10 @@ fn vocabulary<K: BumpState>(chunk: &ProcessChunk<'_, K>) {
     assert_eq!(chunk.try_alloc_str("abc").unwrap(), "abc");
     assert!(chunk.try_alloc_slice_copy::<u8>(&[]).unwrap().is_empty());
     assert_eq!(chunk.alloc_slice_fill_copy(3, 'x'), &['x'; 3]);
-    let owned = std::string::String::from("shared");
-    assert_eq!(chunk.alloc_slice_fill_clone(2, &owned), &["shared", "shared"]);
+    let drops = Cell::new(0);
+    let clones = chunk.alloc_slice_fill_clone(3, &Counted(5, &drops));
+    assert_eq!(clones.iter().map(|c| c.0).collect::<std::vec::Vec<_>>(), [5, 5, 5]);
+    assert_eq!(drops.get(), 1, "only the original dropped, never the clones");
     assert_eq!(chunk.alloc_slice_fill_default::<(u8, bool)>(2), &[(0, false); 2]);
     assert_eq!(chunk.alloc_slice_fill_iter((1..5).map(|i| i * i)), &[1, 4, 9, 16]);
     assert_eq!(chunk.alloc_slice_fill_iter(Vec::<u8>::new()), &[] as &[u8]);

@@ -359,9 +359,9 @@ fn alloc_fmt_writes_into_the_chunk() {
 }
 
 /// A `Display` that writes `self.0` `self.1` times: big text in few writes.
-struct Repeat(&'static str, usize);
+struct Repeat<'a>(&'a str, usize);
 
-impl fmt::Display for Repeat {
+impl fmt::Display for Repeat<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         (0..self.1).try_for_each(|_| f.write_str(self.0))
     }
@@ -374,8 +374,7 @@ fn try_alloc_fmt_reports_exhaustion_and_gives_the_text_back() {
     chunk.alloc_str("before");
     let used = chunk.stats().used_bytes;
     let kib = "=".repeat(KIB);
-    let kib: &'static str = Box::leak(kib.into_boxed_str());
-    let too_big = Repeat(kib, scaled(4 * KIB, 1024)); // 4 (1) MiB > the pool's limit
+    let too_big = Repeat(&kib, scaled(4 * KIB, 1024)); // 4 (1) MiB > the pool's limit
     assert!(chunk.try_alloc_fmt(format_args!("{}{}", 1, too_big)).is_err());
     let after = chunk.stats();
     assert_eq!(after.large_blocks, 0, "the text's block went back to the pool");
