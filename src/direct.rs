@@ -231,6 +231,9 @@ fn grow_failed(what: &str) -> ! {
     panic!("perfloc: out of memory growing {what}; use the try_ methods to handle this")
 }
 
+/// The capacity `alloc_fmt` starts with.
+const FMT_START_CAPACITY: usize = 64;
+
 /// A `fmt::Write` into a chunk string that reports a failed growth as `fmt::Error` and
 /// remembers it, to tell it apart from an error of a formatting-trait implementation.
 struct FallibleWriter<'c, 'pool, K: BumpState> {
@@ -242,6 +245,17 @@ impl<K: BumpState> fmt::Write for FallibleWriter<'_, '_, K> {
     #[inline]
     fn write_str(&mut self, s: &str) -> fmt::Result {
         match self.string.try_push_str(s) {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                self.out_of_memory = true;
+                Err(fmt::Error)
+            }
+        }
+    }
+
+    #[inline]
+    fn write_char(&mut self, c: char) -> fmt::Result {
+        match self.string.try_push(c) {
             Ok(()) => Ok(()),
             Err(_) => {
                 self.out_of_memory = true;
@@ -513,7 +527,12 @@ impl<K: BumpState> ProcessChunk<'_, K> {
         if let Some(s) = args.as_str() {
             return self.try_alloc_str(s);
         }
-        let mut out = FallibleWriter { string: String::new_in(self), out_of_memory: false };
+        let mut string = String::new_in(self);
+        // Room for short text at once, sparing the first growths: the text is the chunk's
+        // newest allocation, so `into_str` gives back what it does not use. If even this
+        // fails, the first write reports it.
+        let _ = string.try_reserve(FMT_START_CAPACITY);
+        let mut out = FallibleWriter { string, out_of_memory: false };
         if fmt::write(&mut out, args).is_err() {
             if out.out_of_memory {
                 return Err(AllocError);

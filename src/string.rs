@@ -257,18 +257,48 @@ impl<A: Allocator> String<A> {
     /// As [`String::reserve`].
     #[inline]
     pub fn push_str(&mut self, s: &str) {
-        self.vec.reserve(s.len());
-        // SAFETY: room for `s.len()` more bytes was just reserved.
+        if self.vec.capacity() - self.vec.len() < s.len() {
+            self.grow_for(s.len());
+        }
+        // SAFETY: there is room for `s.len()` more bytes (checked, or just reserved).
         unsafe { self.append_unchecked(s) }
+    }
+
+    /// `reserve`, out of line: keeps the growth code out of the callers' loops, which
+    /// then hold only the capacity check and the copy.
+    #[cold]
+    #[inline(never)]
+    fn grow_for(&mut self, additional: usize) {
+        self.vec.reserve(additional);
     }
 
     /// `push_str`, or an error (and no change) if the string cannot grow.
     #[inline]
     pub(crate) fn try_push_str(&mut self, s: &str) -> Result<(), TryReserveError> {
-        self.vec.try_reserve(s.len())?;
-        // SAFETY: room for `s.len()` more bytes was just reserved.
+        if self.vec.capacity() - self.vec.len() < s.len() {
+            self.try_grow_for(s.len())?;
+        }
+        // SAFETY: there is room for `s.len()` more bytes (checked, or just reserved).
         unsafe { self.append_unchecked(s) };
         Ok(())
+    }
+
+    /// `push`, or an error (and no change) if the string cannot grow.
+    #[inline]
+    pub(crate) fn try_push(&mut self, ch: char) -> Result<(), TryReserveError> {
+        if ch.is_ascii() && self.vec.len() < self.vec.capacity() {
+            self.vec.push(ch as u8);
+            Ok(())
+        } else {
+            self.try_push_str(ch.encode_utf8(&mut [0; 4]))
+        }
+    }
+
+    /// `try_reserve`, out of line (as [`String::grow_for`]).
+    #[cold]
+    #[inline(never)]
+    fn try_grow_for(&mut self, additional: usize) -> Result<(), TryReserveError> {
+        self.vec.try_reserve(additional)
     }
 
     /// Copies `s` after the current bytes.
