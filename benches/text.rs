@@ -8,7 +8,8 @@
 //! - `string_push_str`: 1,000 short `&str`s pushed onto one string.
 //!
 //! Contenders: `perfloc` (a fresh chunk from the global pool per iteration),
-//! `perfloc-reset` (one chunk, reset after each iteration), `bumpalo-new` (a fresh `Bump` per iteration), `bumpalo-reset` (one `Bump`, reset after
+//! `perfloc-reset` (one chunk, reset after each iteration), `perfloc-alloc-fmt`
+//! (`format_in` only: `Chunk::alloc_fmt` in a fresh chunk), `bumpalo-new` (a fresh `Bump` per iteration), `bumpalo-reset` (one `Bump`, reset after
 //! each iteration), `global` (`std::string::String`).
 //!
 //! `cargo bench --bench text`
@@ -34,6 +35,21 @@ fn perfloc_format(chunk: &perfloc::Chunk<'_>) -> usize {
             black_box(i as i64 * -31)
         );
         total += s.into_str().len();
+    }
+    total
+}
+
+fn perfloc_alloc_fmt(chunk: &perfloc::Chunk<'_>) -> usize {
+    let mut total = 0;
+    for i in 0..STRINGS {
+        let s = chunk.alloc_fmt(format_args!(
+            "{} {} {}: {}",
+            black_box("GET"),
+            i,
+            black_box('/'),
+            black_box(i as i64 * -31)
+        ));
+        total += s.len();
     }
     total
 }
@@ -83,6 +99,12 @@ fn format_in(c: &mut Criterion) {
             let total = perfloc_format(&chunk);
             chunk.reset();
             black_box(total)
+        })
+    });
+    group.bench_function("perfloc-alloc-fmt", |b| {
+        b.iter(|| {
+            let chunk = perfloc::chunk();
+            black_box(perfloc_alloc_fmt(&chunk))
         })
     });
     group.bench_function("bumpalo-new", |b| {
