@@ -478,6 +478,13 @@ impl<'c, K: BumpState> String<&'c ProcessChunk<'_, K>> {
     }
 }
 
+impl<A: Allocator + Default> Default for String<A> {
+    /// An empty string in `A::default()` (for `Global`: `String::default()`).
+    fn default() -> Self {
+        String::new_in(A::default())
+    }
+}
+
 impl<A: Allocator> Deref for String<A> {
     type Target = str;
 

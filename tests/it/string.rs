@@ -77,6 +77,9 @@ fn strings_work_in_a_chunk_a_sync_chunk_and_the_global_heap() {
     let sync = perfloc::sync_chunk();
     exercise(&sync);
     exercise(Global);
+    let mut global: String = String::default();
+    global.push_str("default");
+    assert_eq!(global, "default");
 }
 
 #[test]
