@@ -588,9 +588,9 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
     /// Why the last allocation failed, with the figures, for the panic messages of the
     /// non-`try_` methods: the chunk's limit, the pool's limit, or the OS.
     #[cold]
-    pub(crate) fn refusal_message(&self, layout: Layout) -> String {
+    /// `what`: what was being done, such as "allocating 100 bytes (align 8)".
+    pub(crate) fn refusal_message(&self, what: &str) -> String {
         let slow = self.state.slow(|slow| *slow);
-        let what = format!("allocating {} bytes (align {})", layout.size(), layout.align());
         match slow.refusal {
             Some(Refusal::ChunkLimit(block)) => format!(
                 "perfloc: chunk limit reached {what}: a block of {block} bytes would take the \

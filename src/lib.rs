@@ -50,6 +50,24 @@
 //!   [`PoolBuilder::decay`] goes back to the OS by itself (idle top chunks unmapped, long-free
 //!   blocks purged with `madvise`); [`Pool::trim`] does it at once.
 //!
+//! ## Text and collections
+//!
+//! [`String`] is a growable UTF-8 string in any allocator (`String<&Chunk>`), growing in
+//! place while it is the chunk's newest allocation; [`format_in!`] formats into one, and
+//! [`Chunk::alloc_fmt`] formats straight into the chunk. [`vec_in!`] and
+//! [`CollectIn::collect_in`] build an `allocator_api2::vec::Vec` in a chunk.
+//!
+//! ```
+//! use perfloc::{CollectIn, format_in, vec_in};
+//!
+//! let chunk = perfloc::chunk();
+//! let status = format_in!(&chunk, "{} {}", 404, "Not Found");
+//! let line: &str = chunk.alloc_fmt(format_args!("HTTP/1.1 {status}"));
+//! let codes = vec_in![in &chunk; 200u16, 404];
+//! let words = line.split(' ').collect_in::<allocator_api2::vec::Vec<_, _>>(&chunk);
+//! assert_eq!((codes[1], words.len()), (404, 4));
+//! ```
+//!
 //! Values placed with [`Chunk::alloc`] and friends never have their destructors run (as
 //! with bumpalo); values in `Box`, `Vec` or `HashMap` in a chunk are dropped by those
 //! collections as usual.
@@ -74,6 +92,7 @@ mod asan;
 mod buddy;
 mod bump;
 mod chunk;
+mod collect;
 mod config;
 mod direct;
 #[cfg(feature = "fault-injection")]
@@ -81,14 +100,26 @@ pub mod fault_injection;
 mod os;
 mod pool;
 mod stats;
+mod string;
 mod sync;
 mod top_chunk;
 
 pub use allocator_api2::alloc::AllocError;
 pub use chunk::{BumpState, Checkpoint, Chunk, LocalBump, ProcessChunk, SharedBump, SyncChunk};
+pub use collect::{CollectIn, FromIteratorIn};
 pub use config::{ConfigError, MIN_BLOCK_SIZE, PoolBuilder};
 pub use pool::Pool;
 pub use stats::{ChunkStats, PoolStats, TopChunkStats};
+pub use string::{FromUtf8Error, String};
+
+/// What the macros expand to; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use allocator_api2::vec::Vec;
+}
+
+#[doc(hidden)]
+pub use string::format_in as __format_in;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -16,6 +16,7 @@ mod process_chunks;
 mod scopes;
 mod stats;
 mod stress;
+mod string;
 mod sync_chunk;
 mod system_calls;
 mod threads;

@@ -1,0 +1,135 @@
+//! Formatting into a chunk takes nothing from the global heap: `alloc_fmt`, `try_alloc_fmt`
+//! and `format_in!` write straight into the chunk, with no temporary `std::string::String`.
+//!
+//! A binary of its own, for its counting `#[global_allocator]`: it counts the allocations
+//! of the thread that switched counting on, so the test harness's other threads do not
+//! disturb it.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::fmt;
+
+use perfloc::{Chunk, String, format_in};
+
+/// `System`, counting the allocations (and reallocations) of threads that asked for it.
+struct Counting;
+
+thread_local! {
+    /// Whether this thread's allocations are counted. `const`-initialised and without a
+    /// destructor, so the allocator may read it at any time without allocating.
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    /// How many allocations this thread made while counting.
+    static COUNT: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count() {
+    // `try_with`: the slots may be gone while the thread exits.
+    let _ = COUNTING.try_with(|on| {
+        if on.get() {
+            let _ = COUNT.try_with(|n| n.set(n.get() + 1));
+        }
+    });
+}
+
+// SAFETY: every call is forwarded to `System` unchanged; counting touches thread-locals
+// that need no allocation.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: the caller's contract, forwarded.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: the caller's contract, forwarded.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count();
+        // SAFETY: the caller's contract, forwarded.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract, forwarded.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Global allocations made by this thread while `f` runs.
+fn global_allocations<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    COUNT.with(|n| n.set(0));
+    COUNTING.with(|on| on.set(true));
+    let r = f();
+    COUNTING.with(|on| on.set(false));
+    (r, COUNT.with(|n| n.get()))
+}
+
+/// A `Display` of its own, writing in several pieces.
+struct Point(i32, i32);
+
+impl fmt::Display for Point {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "({}, {})", self.0, self.1)
+    }
+}
+
+/// Some formatting into `chunk`, with text of mixed types; returns the total length.
+fn format_some(chunk: &Chunk<'_>) -> usize {
+    let mut total = 0;
+    for i in 0..200 {
+        let a = chunk.alloc_fmt(format_args!(
+            "{} {} {}: {:>8.3} {:?}",
+            "GET",
+            i,
+            Point(i, -i),
+            1.5,
+            "dbg"
+        ));
+        let b = chunk.try_alloc_fmt(format_args!("{:x}-{}", i * 997, 'x')).expect("memory");
+        let c = format_in!(chunk, "{}/{}/{}", "users", i, Point(1, 2));
+        let d = format_in!(chunk, "{} {}", c, a.len()).into_str();
+        total += a.len() + b.len() + c.len() + d.len();
+    }
+    total + chunk.alloc_fmt(format_args!("literal")).len()
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "under Miri the pool maps its blocks from the global allocator")]
+fn formatting_into_a_chunk_does_not_touch_the_global_heap() {
+    // Warm up: the global pool, this thread's block cache and its first top chunk, and
+    // whatever the formatting machinery sets up once.
+    let reference = {
+        let chunk = perfloc::chunk();
+        format_some(&chunk)
+    };
+    assert!(reference > 200 * 30, "{reference}");
+    // Count a chunk's whole life: made from the warm pool, formatted into (well past its
+    // first block), dropped.
+    let (total, allocations) = global_allocations(|| {
+        let chunk = perfloc::chunk();
+        let total = format_some(&chunk);
+        assert!(chunk.stats().blocks > 1, "the test must take successor blocks too");
+        total
+    });
+    assert_eq!(total, reference);
+    assert_eq!(allocations, 0, "global allocations while formatting into a chunk");
+}
+
+#[test]
+fn the_counter_sees_global_formatting() {
+    // The check above proves something only if the counter counts: `format!` allocates.
+    let (s, allocations) = global_allocations(|| format!("{} {}", 1, Point(2, 3)));
+    assert_eq!(s, "1 (2, 3)");
+    assert!(allocations >= 1);
+    let (s, allocations) =
+        global_allocations(|| format_in!(allocator_api2::alloc::Global, "{}", Point(0, 0)));
+    assert_eq!(s, "(0, 0)");
+    assert!(allocations >= 1, "String<Global> allocates on the global heap");
+    let _: String = s;
+}
