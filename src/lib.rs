@@ -69,6 +69,7 @@
 
 #![warn(missing_docs)]
 
+mod aliases;
 mod alloc_impl;
 mod asan;
 mod buddy;
@@ -84,9 +85,15 @@ mod stats;
 mod sync;
 mod top_chunk;
 
+pub use aliases::{Box, HashMap, HashSet, Vec};
+/// The allocator-api2 (0.2) whose `Allocator` `&Chunk` implements: name collections through
+/// it (`perfloc::allocator_api2::vec::Vec`) and they always match perfloc's.
+pub use allocator_api2;
 pub use allocator_api2::alloc::AllocError;
 pub use chunk::{BumpState, Chunk, LocalBump, ProcessChunk, SharedBump, SyncChunk};
 pub use config::{ConfigError, MIN_BLOCK_SIZE, PoolBuilder};
+/// The hashbrown (0.17, with its `allocator-api2` feature) whose maps take a `&Chunk`.
+pub use hashbrown;
 pub use pool::Pool;
 pub use stats::{ChunkStats, PoolStats, TopChunkStats};
 
