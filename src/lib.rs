@@ -68,6 +68,8 @@
 //!   for tests of code that must survive it.
 
 #![warn(missing_docs)]
+// A nightly compiler (see build.rs): allocator-api2's trait may be std's unstable one.
+#![cfg_attr(perfloc_allocator_api, feature(allocator_api))]
 
 mod aliases;
 mod alloc_impl;
@@ -90,6 +92,12 @@ pub use aliases::{Box, HashMap, HashSet, Vec};
 /// it (`perfloc::allocator_api2::vec::Vec`) and they always match perfloc's.
 pub use allocator_api2;
 pub use allocator_api2::alloc::AllocError;
+/// allocator-api2 0.3, whose `Allocator` `&Chunk` also implements (feature `allocator-api2-03`).
+#[cfg(feature = "allocator-api2-03")]
+pub use allocator_api2_03;
+/// allocator-api2 0.4, whose `Allocator` `&Chunk` also implements (feature `allocator-api2-04`).
+#[cfg(feature = "allocator-api2-04")]
+pub use allocator_api2_04;
 pub use chunk::{BumpState, Chunk, LocalBump, ProcessChunk, SharedBump, SyncChunk};
 pub use config::{ConfigError, MIN_BLOCK_SIZE, PoolBuilder};
 /// The hashbrown (0.17, with its `allocator-api2` feature) whose maps take a `&Chunk`.
