@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use crate::Pool;
 
+pub(crate) mod env;
+
 /// Smallest allowed `first_block_size`: room for a block header and some data.
 pub const MIN_BLOCK_SIZE: usize = 256;
 
@@ -142,12 +144,17 @@ impl PoolBuilder {
     /// assert_eq!(err.setting(), "first_block_size");
     /// assert!(err.to_string().contains("power of two"));
     /// ```
-    pub fn build(mut self) -> Result<Pool, ConfigError> {
+    pub fn build(self) -> Result<Pool, ConfigError> {
+        Ok(Pool::from_config(self.checked()?))
+    }
+
+    /// The validated settings, as [`build`](Self::build) uses them.
+    pub(crate) fn checked(mut self) -> Result<Config, ConfigError> {
         if !self.retain_set {
             self.config.retain = self.config.retain.min(self.config.limit);
         }
         self.validate()?;
-        Ok(Pool::from_config(self.config))
+        Ok(self.config)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {

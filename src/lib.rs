@@ -81,6 +81,8 @@ mod config;
 mod direct;
 #[cfg(feature = "fault-injection")]
 pub mod fault_injection;
+#[cfg_attr(loom, allow(dead_code))]
+mod global;
 mod os;
 mod pool;
 mod stats;
@@ -100,6 +102,7 @@ pub use allocator_api2_03;
 pub use allocator_api2_04;
 pub use chunk::{BumpState, Chunk, LocalBump, ProcessChunk, SharedBump, SyncChunk};
 pub use config::{ConfigError, MIN_BLOCK_SIZE, PoolBuilder};
+pub use global::{ConfigureGlobalError, configure_global};
 /// The hashbrown (0.17, with its `allocator-api2` feature) whose maps take a `&Chunk`.
 pub use hashbrown;
 pub use pool::Pool;

@@ -180,15 +180,26 @@ impl Pool {
         PoolBuilder::new()
     }
 
-    /// The process-wide pool, created on first use with the default settings.
-    /// [`perfloc::chunk()`](crate::chunk) takes its chunks from here.
+    /// The process-wide pool, created on first use with the settings given to
+    /// [`configure_global`](crate::configure_global) or else read from the environment
+    /// (`PERFLOC_RETAIN`, `PERFLOC_DECAY`, `PERFLOC_LIMIT`, `PERFLOC_FIRST_BLOCK`) over the
+    /// defaults. [`perfloc::chunk()`](crate::chunk) takes its chunks from here.
+    ///
+    /// ```
+    /// let chunk = perfloc::Pool::global().chunk(); // what perfloc::chunk() does
+    /// assert!(core::ptr::eq(chunk.pool(), perfloc::Pool::global()));
+    /// ```
+    #[inline]
     pub fn global() -> &'static Pool {
         #[cfg(not(loom))]
-        static GLOBAL: Pool = Pool::new();
-        // Loom's primitives belong to one model execution: one global pool per execution.
+        return crate::global::pool();
+        // Loom's primitives belong to one model execution: one global pool per execution,
+        // with the default settings.
         #[cfg(loom)]
-        loom::lazy_static! { static ref GLOBAL: Pool = Pool::new(); }
-        &GLOBAL
+        {
+            loom::lazy_static! { static ref GLOBAL: Pool = Pool::new(); }
+            &GLOBAL
+        }
     }
 
     pub(crate) const fn from_config(config: Config) -> Self {
