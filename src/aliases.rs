@@ -77,6 +77,14 @@ pub type Box<'c, T, B = LocalBump> = allocator_api2::boxed::Box<T, &'c ProcessCh
 /// m.insert(1, 2);
 /// assert_eq!(m[&1], 2);
 /// ```
+///
+/// A *partial* annotation with hashbrown's own type fixes the allocator to the global one,
+/// and does not compile; use this alias (or no annotation) instead:
+///
+/// ```compile_fail,E0308
+/// let chunk = perfloc::chunk();
+/// let m: hashbrown::HashMap<&str, &str> = hashbrown::HashMap::new_in(&chunk);
+/// ```
 pub type HashMap<'c, K, V, B = LocalBump> =
     hashbrown::HashMap<K, V, hashbrown::DefaultHashBuilder, &'c ProcessChunk<'c, B>>;
 
