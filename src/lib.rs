@@ -146,6 +146,14 @@ struct ReadmeDoctests;
 
 /// A process chunk from the global pool: `Pool::global().chunk()`.
 ///
+/// ```
+/// let chunk = perfloc::chunk();
+/// let greeting = chunk.alloc_str("hello");
+/// let mut v: perfloc::Vec<u8> = perfloc::Vec::new_in(&chunk);
+/// v.extend_from_slice(greeting.as_bytes());
+/// assert_eq!(v, b"hello");
+/// ```
+///
 /// # Panics
 ///
 /// Panics if the pool cannot provide the chunk's first block.
