@@ -99,8 +99,10 @@
 //!   for tests of code that must survive it.
 
 #![warn(missing_docs)]
-// A nightly compiler (see build.rs): allocator-api2's trait may be std's unstable one.
+// A nightly compiler (see build.rs): allocator-api2's trait may be std's unstable one. When
+// it is not (no crate turned on `allocator-api2/nightly`), the feature goes unused.
 #![cfg_attr(perfloc_allocator_api, feature(allocator_api))]
+#![cfg_attr(perfloc_allocator_api, allow(unknown_lints, unused_features))]
 
 mod aliases;
 mod alloc_impl;

@@ -1,7 +1,7 @@
 //! perfloc in a graph where `allocator_api2::alloc::Allocator` is std's
 //! `core::alloc::Allocator` (see Cargo.toml). Tests only.
 
-#![feature(allocator_api)]
+#![cfg_attr(test, feature(allocator_api))]
 
 #[cfg(test)]
 mod tests {
