@@ -155,7 +155,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 const TOLERANCES: [(&str, f64, f64); 7] = [
     ("peak resident", 0.05, 0.0),
     ("resident at the end", 0.0, 2.0),
-    ("back to that", 0.0, 0.5),
+    ("reached after", 0.0, 0.5),
     ("munmap calls", 0.0, 3.0),
     ("madvise calls", 0.0, 8.0),
     ("mapped at the end", 0.10, 0.0),
@@ -176,7 +176,7 @@ fn summary(samples: &[Sample], dropped_at: f64) -> String {
     [
         format!("peak resident:          {peak:8.1} MiB"),
         format!("resident at the end:    {:8.1} MiB", last.resident_mib),
-        format!("back to that:           {back:8.2} s after the spike's chunks dropped"),
+        format!("reached after:          {back:8.2} s, from the drop of the spike's chunks"),
         format!("munmap calls:           {:8}", last.munmap),
         format!("madvise calls:          {:8} ({spike_madvise} during the spike)", last.madvise),
         format!("mapped at the end:      {:8.1} MiB", last.mapped_mib),
