@@ -10,6 +10,9 @@
 //! a `&'c Chunk<'pool>` (with `'pool` outliving `'c`, as it always does) is a
 //! `&'c Chunk<'c>`. The aliases therefore fit chunks of the global pool
 //! (`Chunk<'static>`) and of a pool of your own alike.
+//!
+//! They are named like std's `Vec` and `Box`: write them with their path (`perfloc::Vec`)
+//! rather than bringing them in with `use perfloc::*`, which would shadow std's.
 
 use crate::{LocalBump, ProcessChunk};
 
