@@ -20,6 +20,11 @@ use crate::{LocalBump, ProcessChunk};
 /// [`Chunk`](crate::Chunk), `perfloc::Vec<'c, T, SharedBump>` for a
 /// [`SyncChunk`](crate::SyncChunk).
 ///
+/// One lifetime serves for the borrow of the chunk and for its pool: a `&'c Chunk<'pool>`
+/// is a `&'c Chunk<'c>` (a chunk only holds a `&'pool Pool`, so it is covariant in
+/// `'pool`), so the alias fits chunks of the global pool and of a pool of your own alike.
+/// It is named like std's `Vec`: write it with its path rather than `use perfloc::*`.
+///
 /// ```
 /// let pool = perfloc::Pool::new(); // a pool of your own: its chunks are `Chunk<'pool>`
 /// let chunk = pool.chunk();
