@@ -4,7 +4,12 @@
 //!
 //! ```sh
 //! cargo run --release --example downsizing -- docs/downsizing.svg
+//! cargo run --release --example downsizing -- --check README.md
 //! ```
+//!
+//! It ends with a summary and the pool's report. `--check README.md` compares both with
+//! the copies in the README (its "Downsizing" and "Stats" sections) and exits 1 when they
+//! drift beyond the tolerances stated there and in [`TOLERANCES`]; CI runs it.
 
 use std::time::{Duration, Instant};
 
@@ -47,7 +52,13 @@ fn big_request(pool: &'static Pool, n: usize) -> Chunk<'static> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let svg = std::env::args().nth(1);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (svg, check) = match args.as_slice() {
+        [flag, readme] if flag == "--check" => (None, Some(readme.clone())),
+        [path] if !path.starts_with('-') => (Some(path.clone()), None),
+        [] => (None, None),
+        _ => return Err("usage: downsizing [SVG_PATH] | downsizing --check README.md".into()),
+    };
     let pool = Pool::global();
     let start = Instant::now();
     let mut samples = Vec::new();
@@ -88,6 +99,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let spike_end = start.elapsed() + Duration::from_millis(300);
     steady_for(spike_end, "spike", &mut sample);
     drop(held);
+    let dropped_at = start.elapsed().as_secs_f64();
     steady_for(spike_end + Duration::from_secs(3), "calm", &mut sample);
 
     println!(
@@ -104,7 +116,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             last = s.seconds;
         }
     }
-    println!("\n{}", pool.stats());
+    let summary = summary(&samples, dropped_at);
+    let report = pool.stats().to_string();
+    println!("\n{summary}\n{report}");
+
+    if let Some(readme) = check {
+        let text = std::fs::read_to_string(&readme)?;
+        let problems = check_readme(&text, &summary, &report);
+        if problems.is_empty() {
+            println!("\n{readme}: the summary and the pool report match, within the tolerances");
+            return Ok(());
+        }
+        eprintln!("\n{readme} has drifted from what this example prints now:");
+        for problem in &problems {
+            eprintln!("  - {problem}");
+        }
+        eprintln!(
+            "update the summary and the report in {readme} (and the chart: \
+             cargo run --release --example downsizing -- docs/downsizing.svg)"
+        );
+        std::process::exit(1);
+    }
 
     match svg {
         Some(path) => {
@@ -114,6 +146,119 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => println!("\n(pass a path, e.g. docs/downsizing.svg, to write an SVG plot)"),
     }
     Ok(())
+}
+
+/// The tolerance of each summary line, by its label: (relative, absolute); a figure may
+/// differ from the README's by the larger of the two. The system-call counts depend on
+/// timing (how many blocks stayed free for `decay` during the spike), the resident set on
+/// the binary, the times on the machine's load.
+const TOLERANCES: [(&str, f64, f64); 7] = [
+    ("peak resident", 0.05, 0.0),
+    ("resident at the end", 0.0, 2.0),
+    ("reached after", 0.0, 0.5),
+    ("munmap calls", 0.0, 3.0),
+    ("madvise calls", 0.0, 8.0),
+    ("mapped at the end", 0.10, 0.0),
+    ("purged at the end", 0.10, 0.0),
+];
+
+/// The summary lines: label, figures.
+fn summary(samples: &[Sample], dropped_at: f64) -> String {
+    let last = samples.last().expect("samples were taken");
+    let peak = samples.iter().map(|s| s.resident_mib).fold(0.0, f64::max);
+    let back = samples
+        .iter()
+        .find(|s| s.seconds >= dropped_at && s.resident_mib <= last.resident_mib + 1.0)
+        .map_or(f64::NAN, |s| s.seconds - dropped_at);
+    let spike_madvise = samples.iter().rev().find(|s| s.phase == "spike").map_or(0, |s| s.madvise);
+    let stats = Pool::global().stats();
+    let purged = stats.purged_bytes as f64 / MIB;
+    [
+        format!("peak resident:          {peak:8.1} MiB"),
+        format!("resident at the end:    {:8.1} MiB", last.resident_mib),
+        format!("reached after:          {back:8.2} s, from the drop of the spike's chunks"),
+        format!("munmap calls:           {:8}", last.munmap),
+        format!("madvise calls:          {:8} ({spike_madvise} during the spike)", last.madvise),
+        format!("mapped at the end:      {:8.1} MiB", last.mapped_mib),
+        format!("purged at the end:      {purged:8.1} MiB"),
+    ]
+    .join("\n")
+}
+
+/// The numbers in a line, and the line with each number replaced by `#`.
+fn figures(line: &str) -> (Vec<f64>, String) {
+    let mut numbers = Vec::new();
+    let mut shape = String::new();
+    let mut current = String::new();
+    for c in line.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_digit()
+            || (c == '.' && !current.is_empty())
+            || (c == ',' && !current.is_empty())
+        {
+            current.push(c);
+            continue;
+        }
+        if !current.is_empty() {
+            numbers
+                .push(current.replace(',', "").trim_end_matches('.').parse().unwrap_or(f64::NAN));
+            shape.push('#');
+            current.clear();
+        }
+        shape.push(c);
+    }
+    (numbers, shape.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+fn within(now: f64, readme: f64, relative: f64, absolute: f64) -> bool {
+    (now - readme).abs() <= (readme.abs() * relative).max(absolute)
+}
+
+/// What differs between the README and this run, beyond the tolerances.
+fn check_readme(readme: &str, summary: &str, report: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    // The summary: each line by its label, first figure against the tolerance.
+    for line in summary.lines() {
+        let label = line.split(':').next().unwrap_or_default();
+        let Some(theirs) =
+            readme.lines().map(str::trim).find(|l| l.starts_with(&format!("{label}:")))
+        else {
+            problems.push(format!("no `{label}:` line in the summary block"));
+            continue;
+        };
+        let (&(_, relative, absolute), (now, _), (was, _)) = (
+            TOLERANCES.iter().find(|t| t.0 == label).expect("a tolerance for every line"),
+            figures(line),
+            figures(theirs),
+        );
+        if !(now.first().zip(was.first()))
+            .is_some_and(|(&now, &was)| within(now, was, relative, absolute))
+        {
+            problems.push(format!("`{theirs}`, but this run: `{}`", line.trim()));
+        }
+    }
+    // The report: the same lines in the same words, figures within 10% or 8 (system-call
+    // counts and lock counts move with timing).
+    let first = report.lines().next().unwrap_or_default();
+    let start = first.split(':').next().unwrap_or_default();
+    let theirs: Vec<&str> = readme
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| !l.starts_with(&format!("{start}:")))
+        .take(report.lines().count())
+        .collect();
+    for (i, line) in report.lines().enumerate() {
+        let Some(&was) = theirs.get(i) else {
+            problems.push(format!("the README's pool report lacks the line `{}`", line.trim()));
+            continue;
+        };
+        let ((now, shape_now), (then, shape_then)) = (figures(line), figures(was));
+        if shape_now != shape_then {
+            problems.push(format!("report line `{was}` now reads `{}`", line.trim()));
+        } else if now.iter().zip(&then).any(|(&n, &t)| !within(n, t, 0.10, 8.0)) {
+            problems.push(format!("report line `{was}`: figures now `{}`", line.trim()));
+        }
+    }
+    problems
 }
 
 /// Mapped and resident MiB over time, as an SVG line chart.

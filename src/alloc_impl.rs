@@ -1,5 +1,12 @@
-//! `&Chunk` and `&SyncChunk` as an [`Allocator`]: thin forwarding to the chunk, one impl
-//! for both kinds (`&ProcessChunk<'_, K>`).
+//! `&Chunk` and `&SyncChunk` as an allocator: thin forwarding to the chunk, one impl for
+//! both kinds (`&ProcessChunk<'_, K>`), written once (the macro `forward_allocator`) and stamped out
+//! for each `Allocator` trait perfloc supports:
+//!
+//! - allocator-api2 0.2's, always (with `allocator-api2/nightly` on anywhere in the graph,
+//!   or perfloc's `nightly` feature, that trait *is* `core::alloc::Allocator`, so this one
+//!   impl is std's as well, and no second impl can collide with it);
+//! - allocator-api2 0.3's and 0.4's, with the features `allocator-api2-03` and
+//!   `allocator-api2-04`.
 //!
 //! Implemented for `&Chunk`, not `Chunk`: a container owning the allocator could hand out
 //! `&mut` to it and let safe code reset it under live data.
@@ -33,65 +40,87 @@
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
-use allocator_api2::alloc::{AllocError, Allocator};
+use crate::{AllocError, BumpState, ProcessChunk};
 
-use crate::{BumpState, ProcessChunk};
+/// `unsafe impl $krate::alloc::Allocator for &ProcessChunk<'_, K>`, forwarding to the
+/// chunk's methods; `$krate` is an allocator-api2 crate (any version: their traits have
+/// the same methods, each with its own `AllocError`).
+macro_rules! forward_allocator {
+    ($krate:ident) => {
+        // SAFETY: memory handed out stays valid until it is deallocated or the chunk is reset
+        // or dropped, which needs `&mut` to the chunk or the chunk by value, impossible while
+        // any `&ProcessChunk` (and so any container using it) lives. Copies of the reference
+        // are the same allocator. For a `SyncChunk` shared between threads, the bump hands
+        // out disjoint bytes by compare-and-swap (see `SharedBump`).
+        // `grow`/`shrink` keep data and only rewind or extend the newest allocation, which
+        // the chunk proves by its end meeting the bump pointer.
+        unsafe impl<K: BumpState> $krate::alloc::Allocator for &ProcessChunk<'_, K> {
+            #[inline(always)]
+            fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, $krate::alloc::AllocError> {
+                match (**self).try_alloc_layout(layout) {
+                    Ok(ptr) => Ok(NonNull::slice_from_raw_parts(ptr, layout.size())),
+                    Err(AllocError) => Err($krate::alloc::AllocError),
+                }
+            }
 
-// SAFETY: memory handed out stays valid until it is deallocated or the chunk is reset or
-// dropped, which needs `&mut` to the chunk or the chunk by value, impossible while any
-// `&ProcessChunk` (and so any container using it) lives. Copies of the reference are the
-// same allocator. For a `SyncChunk` shared between threads, the bump hands out disjoint
-// bytes by compare-and-swap (see `SharedBump`).
-// `grow`/`shrink` keep data and only rewind or extend the newest allocation, which the
-// chunk proves by its end meeting the bump pointer.
-unsafe impl<K: BumpState> Allocator for &ProcessChunk<'_, K> {
-    #[inline(always)]
-    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        let ptr = (**self).try_alloc_layout(layout)?;
-        Ok(NonNull::slice_from_raw_parts(ptr, layout.size()))
-    }
+            #[inline]
+            unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+                // SAFETY: the caller guarantees `ptr` is a live allocation of `layout` from us.
+                unsafe { (**self).dealloc(ptr, layout) }
+            }
 
-    #[inline]
-    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
-        // SAFETY: the caller guarantees `ptr` is a live allocation of `layout` from us.
-        unsafe { (**self).dealloc(ptr, layout) }
-    }
+            #[inline]
+            unsafe fn grow(
+                &self,
+                ptr: NonNull<u8>,
+                old: Layout,
+                new: Layout,
+            ) -> Result<NonNull<[u8]>, $krate::alloc::AllocError> {
+                // SAFETY: the caller guarantees a live allocation of `old` and
+                // `new.size() >= old.size()`.
+                match unsafe { (**self).grow(ptr, old, new) } {
+                    Ok(ptr) => Ok(NonNull::slice_from_raw_parts(ptr, new.size())),
+                    Err(AllocError) => Err($krate::alloc::AllocError),
+                }
+            }
 
-    #[inline]
-    unsafe fn grow(
-        &self,
-        ptr: NonNull<u8>,
-        old: Layout,
-        new: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: the caller guarantees a live allocation of `old` and `new.size() >= old.size()`.
-        let ptr = unsafe { (**self).grow(ptr, old, new)? };
-        Ok(NonNull::slice_from_raw_parts(ptr, new.size()))
-    }
+            #[inline]
+            unsafe fn grow_zeroed(
+                &self,
+                ptr: NonNull<u8>,
+                old: Layout,
+                new: Layout,
+            ) -> Result<NonNull<[u8]>, $krate::alloc::AllocError> {
+                // SAFETY: as for `grow`.
+                let Ok(ptr) = (unsafe { (**self).grow(ptr, old, new) }) else {
+                    return Err($krate::alloc::AllocError);
+                };
+                // SAFETY: the allocation now has `new.size()` bytes; zero the ones past the
+                // old size.
+                unsafe { ptr.add(old.size()).write_bytes(0, new.size() - old.size()) };
+                Ok(NonNull::slice_from_raw_parts(ptr, new.size()))
+            }
 
-    #[inline]
-    unsafe fn grow_zeroed(
-        &self,
-        ptr: NonNull<u8>,
-        old: Layout,
-        new: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: as for `grow`.
-        let ptr = unsafe { (**self).grow(ptr, old, new)? };
-        // SAFETY: the allocation now has `new.size()` bytes; zero the ones past the old size.
-        unsafe { ptr.add(old.size()).write_bytes(0, new.size() - old.size()) };
-        Ok(NonNull::slice_from_raw_parts(ptr, new.size()))
-    }
-
-    #[inline]
-    unsafe fn shrink(
-        &self,
-        ptr: NonNull<u8>,
-        old: Layout,
-        new: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: the caller guarantees a live allocation of `old` and `new.size() <= old.size()`.
-        let ptr = unsafe { (**self).shrink(ptr, old, new)? };
-        Ok(NonNull::slice_from_raw_parts(ptr, new.size()))
-    }
+            #[inline]
+            unsafe fn shrink(
+                &self,
+                ptr: NonNull<u8>,
+                old: Layout,
+                new: Layout,
+            ) -> Result<NonNull<[u8]>, $krate::alloc::AllocError> {
+                // SAFETY: the caller guarantees a live allocation of `old` and
+                // `new.size() <= old.size()`.
+                match unsafe { (**self).shrink(ptr, old, new) } {
+                    Ok(ptr) => Ok(NonNull::slice_from_raw_parts(ptr, new.size())),
+                    Err(AllocError) => Err($krate::alloc::AllocError),
+                }
+            }
+        }
+    };
 }
+
+forward_allocator!(allocator_api2);
+#[cfg(feature = "allocator-api2-03")]
+forward_allocator!(allocator_api2_03);
+#[cfg(feature = "allocator-api2-04")]
+forward_allocator!(allocator_api2_04);

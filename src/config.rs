@@ -5,7 +5,17 @@ use std::time::Duration;
 
 use crate::Pool;
 
+pub(crate) mod env;
+
 /// Smallest allowed `first_block_size`: room for a block header and some data.
+///
+/// ```
+/// let pool = perfloc::Pool::builder().first_block_size(perfloc::MIN_BLOCK_SIZE).build()?;
+/// assert_eq!(pool.chunk().stats().capacity_bytes, perfloc::MIN_BLOCK_SIZE);
+/// let too_small = perfloc::Pool::builder().first_block_size(perfloc::MIN_BLOCK_SIZE / 2).build();
+/// assert_eq!(too_small.unwrap_err().setting(), "first_block_size");
+/// # Ok::<(), perfloc::ConfigError>(())
+/// ```
 pub const MIN_BLOCK_SIZE: usize = 256;
 
 /// Largest size any setting may take: `2^(usize::BITS - 2)`, so doubling never overflows.
@@ -78,7 +88,13 @@ impl Default for PoolBuilder {
 }
 
 impl PoolBuilder {
-    /// A builder with the default settings.
+    /// A builder with the default settings, the same as [`Pool::builder`].
+    ///
+    /// ```
+    /// let pool = perfloc::PoolBuilder::new().build()?;
+    /// assert_eq!(pool.chunk().stats().capacity_bytes, 16 << 10); // the default first block
+    /// # Ok::<(), perfloc::ConfigError>(())
+    /// ```
     pub const fn new() -> Self {
         PoolBuilder { config: Config::DEFAULT, retain_set: false }
     }
@@ -86,6 +102,13 @@ impl PoolBuilder {
     /// Size in bytes of the first top chunk the pool maps; each later top chunk is twice
     /// the size of the last (or large enough for the request that needed it). Must be a
     /// power of two, at least the OS page size and at least `first_block_size`.
+    ///
+    /// ```
+    /// let pool = perfloc::Pool::builder().first_top_chunk_size(4 << 20).build()?;
+    /// let chunk = pool.chunk();
+    /// assert_eq!(pool.top_chunk_sizes(), [4 << 20]);
+    /// # Ok::<(), perfloc::ConfigError>(())
+    /// ```
     pub const fn first_top_chunk_size(mut self, bytes: usize) -> Self {
         self.config.first_top_chunk_size = bytes;
         self
@@ -94,6 +117,13 @@ impl PoolBuilder {
     /// Size in bytes of a process chunk's first block; each successor block is twice the
     /// size of the last. This is also the smallest block the pool hands out. Must be a power
     /// of two, at least [`MIN_BLOCK_SIZE`] and at most `first_top_chunk_size`.
+    ///
+    /// ```
+    /// let pool = perfloc::Pool::builder().first_block_size(64 << 10).build()?;
+    /// let chunk = pool.chunk();
+    /// assert_eq!(chunk.stats().capacity_bytes, 64 << 10);
+    /// # Ok::<(), perfloc::ConfigError>(())
+    /// ```
     pub const fn first_block_size(mut self, bytes: usize) -> Self {
         self.config.first_block_size = bytes;
         self
@@ -102,6 +132,15 @@ impl PoolBuilder {
     /// Caps the bytes the pool may have mapped from the OS. Past it, taking a chunk or
     /// allocating fails with [`AllocError`](crate::AllocError); once chunks drop, their
     /// memory is reused. Must be at least `first_top_chunk_size`.
+    ///
+    /// ```
+    /// let pool = perfloc::Pool::builder().limit(2 << 20).build()?;
+    /// let chunk = pool.chunk();
+    /// let big = core::alloc::Layout::from_size_align(4 << 20, 8).unwrap();
+    /// assert!(chunk.try_alloc_layout(big).is_err(), "past the limit");
+    /// assert!(pool.stats().mapped_bytes <= 2 << 20);
+    /// # Ok::<(), perfloc::ConfigError>(())
+    /// ```
     pub const fn limit(mut self, bytes: usize) -> Self {
         self.config.limit = bytes;
         self
@@ -111,6 +150,17 @@ impl PoolBuilder {
     /// recent traffic needs; memory above it goes back to the OS after
     /// [`decay`](Self::decay), or at once with [`Pool::trim`]. Must not exceed `limit`
     /// (when left unset, the default of 4 MiB is lowered to `limit`).
+    ///
+    /// ```
+    /// let pool = perfloc::Pool::builder().retain(0).build()?;
+    /// let chunk = pool.chunk();
+    /// chunk.alloc_slice_copy(&vec![1u8; 4 << 20]);
+    /// drop(chunk);
+    /// pool.trim(); // keeps nothing beyond `retain`
+    /// let stats = pool.stats();
+    /// assert_eq!(stats.mapped_bytes - stats.purged_bytes, 0);
+    /// # Ok::<(), perfloc::ConfigError>(())
+    /// ```
     pub const fn retain(mut self, bytes: usize) -> Self {
         self.config.retain = bytes;
         self.retain_set = true;
@@ -170,12 +220,17 @@ impl PoolBuilder {
     /// assert_eq!(err.setting(), "first_block_size");
     /// assert!(err.to_string().contains("power of two"));
     /// ```
-    pub fn build(mut self) -> Result<Pool, ConfigError> {
+    pub fn build(self) -> Result<Pool, ConfigError> {
+        Ok(Pool::from_config(self.checked()?))
+    }
+
+    /// The validated settings, as [`build`](Self::build) uses them.
+    pub(crate) fn checked(mut self) -> Result<Config, ConfigError> {
         if !self.retain_set {
             self.config.retain = self.config.retain.min(self.config.limit);
         }
         self.validate()?;
-        Ok(Pool::from_config(self.config))
+        Ok(self.config)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -239,6 +294,16 @@ fn check_size(setting: &'static str, value: usize, min: usize) -> Result<(), Con
 }
 
 /// A pool setting that [`PoolBuilder::build`] refused; the message names the setting.
+///
+/// ```
+/// let err = perfloc::Pool::builder().limit(4096).build().unwrap_err();
+/// assert_eq!(err.setting(), "limit");
+/// assert_eq!(
+///     err.to_string(),
+///     "invalid perfloc pool setting `limit`: is 4096, smaller than first_top_chunk_size \
+///      (1048576); the pool could never map a top chunk"
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     setting: &'static str,
@@ -251,6 +316,11 @@ impl ConfigError {
     }
 
     /// The name of the offending builder setting, such as `"first_block_size"`.
+    ///
+    /// ```
+    /// let err = perfloc::Pool::builder().retain(8 << 20).limit(4 << 20).build().unwrap_err();
+    /// assert_eq!(err.setting(), "retain");
+    /// ```
     pub fn setting(&self) -> &'static str {
         self.setting
     }

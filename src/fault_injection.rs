@@ -25,7 +25,16 @@ thread_local! {
     static HOOK: RefCell<Option<Hook>> = const { RefCell::new(None) };
 }
 
-/// A system call through which the pool gives memory back to the OS.
+/// A system call through which the pool gives memory back to the OS, as passed to an
+/// [`on_system_call`] hook.
+///
+/// ```
+/// use perfloc::fault_injection::SystemCall;
+///
+/// let call = SystemCall::Purge;
+/// assert_ne!(call, SystemCall::Unmap);
+/// assert_eq!(format!("{call:?}"), "Purge");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SystemCall {
     /// `munmap` of a whole top chunk.
@@ -60,16 +69,53 @@ pub fn on_system_call(hook: impl Fn(SystemCall) + 'static) {
 }
 
 /// The next `n` maps of top chunks on this thread fail (`u32::MAX`: all, until [`clear`]).
+///
+/// ```
+/// use perfloc::fault_injection;
+///
+/// let pool = perfloc::Pool::new();
+/// // The 1 MiB top chunk's mapping fails; the pool falls back to one just big enough.
+/// fault_injection::fail_next_maps(1);
+/// let chunk = pool.try_chunk()?;
+/// assert_eq!(pool.top_chunk_sizes(), [16 << 10]);
+/// assert_eq!(pool.stats().mmap_calls, 2, "failed calls count too");
+/// # Ok::<(), perfloc::AllocError>(())
+/// ```
 pub fn fail_next_maps(n: u32) {
     FAIL_MAPS.with(|f| f.set(n));
 }
 
 /// The next `n` purges (`madvise`) on this thread fail (`u32::MAX`: all, until [`clear`]).
+///
+/// ```
+/// use perfloc::fault_injection;
+///
+/// let pool = perfloc::Pool::builder().retain(0).build()?;
+/// let chunk = pool.chunk();
+/// let kept = pool.chunk(); // keeps the top chunk mapped: its free blocks can only be purged
+/// drop(chunk);
+/// fault_injection::fail_next_purges(u32::MAX);
+/// pool.trim();
+/// assert_eq!(pool.stats().purged_bytes, 0, "the purge failed: nothing purged");
+/// fault_injection::clear();
+/// pool.trim();
+/// assert!(pool.stats().purged_bytes > 0);
+/// # drop(kept);
+/// # Ok::<(), perfloc::ConfigError>(())
+/// ```
 pub fn fail_next_purges(n: u32) {
     FAIL_PURGES.with(|f| f.set(n));
 }
 
 /// Disarms every fault on this thread and removes its [`on_system_call`] hook.
+///
+/// ```
+/// use perfloc::fault_injection;
+///
+/// fault_injection::fail_next_maps(u32::MAX);
+/// fault_injection::clear();
+/// assert!(perfloc::Pool::new().try_chunk().is_ok());
+/// ```
 pub fn clear() {
     fail_next_maps(0);
     fail_next_purges(0);

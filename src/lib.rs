@@ -9,17 +9,14 @@
 //! per-object free, and the next scope reuses them.
 //!
 //! ```
-//! use allocator_api2::{boxed::Box, vec::Vec};
-//! use hashbrown::{DefaultHashBuilder, HashMap};
-//!
 //! let chunk = perfloc::chunk(); // a process chunk from the global pool
-//! let mut ids: Vec<u32, &perfloc::Chunk> = Vec::new_in(&chunk);
+//! // `perfloc::Vec<T>` is `allocator_api2::vec::Vec<T, &Chunk>`; see the aliases below.
+//! let mut ids: perfloc::Vec<u32> = perfloc::Vec::new_in(&chunk);
 //! ids.extend([7, 8, 9]);
-//! // Name the hasher: `HashMap::new_in` alone would pick the default allocator.
-//! let mut headers: HashMap<&str, &str, DefaultHashBuilder, &perfloc::Chunk> =
-//!     HashMap::new_in(&chunk);
+//! // hashbrown's map infers its allocator from `new_in`'s argument.
+//! let mut headers = perfloc::hashbrown::HashMap::new_in(&chunk);
 //! headers.insert("host", "example.org");
-//! let body = Box::new_in([0u8; 256], &chunk);
+//! let body = perfloc::Box::new_in([0u8; 256], &chunk);
 //! assert_eq!((ids.len(), headers["host"], body.len()), (3, "example.org", 256));
 //! // The collections drop first (the borrow checker insists), then the chunk: every
 //! // block it used goes back to the pool at once.
@@ -74,19 +71,58 @@
 //!
 //! ## Errors
 //!
-//! Allocation failure is [`AllocError`]: `try_` methods and `Vec::try_reserve` return it,
-//! the others panic with a message (as `Vec::push` aborts). A bad setting is a
-//! [`ConfigError`] naming it. After any error the pool keeps working.
+//! Allocation failure is [`AllocError`]: `try_` methods and the `Allocator` methods return
+//! it, the others panic with a message (as `Vec::push` aborts). `Vec::try_reserve` returns
+//! allocator-api2's [`TryReserveError`](allocator_api2::collections::TryReserveError)
+//! (whose kind tells a failed allocation from a capacity overflow). A bad setting is a
+//! [`ConfigError`] naming it; [`configure_global`] too late is a [`ConfigureGlobalError`].
+//! After any error the pool keeps working.
+//!
+//! ```
+//! let pool = perfloc::Pool::builder().limit(1 << 20).build()?;
+//! let chunk = pool.chunk();
+//! let mut v: perfloc::Vec<u8> = perfloc::Vec::new_in(&chunk);
+//! assert!(v.try_reserve(64 << 20).is_err()); // a TryReserveError, past the limit
+//! let big = core::alloc::Layout::from_size_align(4 << 20, 8).unwrap();
+//! assert!(chunk.try_alloc_layout(big).is_err()); // an AllocError
+//! # Ok::<(), perfloc::ConfigError>(())
+//! ```
+//!
+//! ## Collections and versions
+//!
+//! `&Chunk` implements allocator-api2 0.2's `Allocator`, the one hashbrown 0.17 uses; the
+//! crate re-exports both ([`allocator_api2`], [`hashbrown`]) so that collections named
+//! through them always match, and names the common ones: [`Vec`], [`Box`], [`HashMap`],
+//! [`HashSet`]. allocator-api2 0.3's and 0.4's traits, and std's on nightly, are features.
+//!
+//! ## The global pool
+//!
+//! [`chunk()`] and [`sync_chunk()`] use [`Pool::global`], whose settings come from
+//! [`configure_global`] (before its first use) or from the environment variables
+//! `PERFLOC_RETAIN`, `PERFLOC_DECAY`, `PERFLOC_LIMIT` and `PERFLOC_FIRST_BLOCK`.
 //!
 //! ## Features
 //!
+//! - `allocator-api2-03`, `allocator-api2-04`: `&Chunk` and `&SyncChunk` also implement
+//!   those versions' `Allocator` traits (re-exported as `perfloc::allocator_api2_03` and
+//!   `perfloc::allocator_api2_04`).
+//! - `nightly` (nightly toolchain): std's `core::alloc::Allocator`, for
+//!   `std::vec::Vec::new_in(&chunk)` and `Box::new_in`. It turns on `allocator-api2/nightly`
+//!   (so allocator-api2 0.2's trait *is* std's and one impl serves both) and
+//!   `hashbrown/nightly`. perfloc also compiles when another crate in the graph turns on
+//!   `allocator-api2/nightly`: its build script then enables `feature(allocator_api)`.
 //! - `check-invariants`: the pool runs [`Pool::check`] after every change to its
 //!   bookkeeping and panics on a violation (slow; for chasing a bug).
 //! - `fault-injection`: `perfloc::fault_injection` makes `mmap`/`madvise` fail on purpose,
 //!   for tests of code that must survive it.
 
 #![warn(missing_docs)]
+// A nightly compiler (see build.rs): allocator-api2's trait may be std's unstable one. When
+// it is not (no crate turned on `allocator-api2/nightly`), the feature goes unused.
+#![cfg_attr(perfloc_allocator_api, feature(allocator_api))]
+#![cfg_attr(perfloc_allocator_api, allow(unknown_lints, unused_features))]
 
+mod aliases;
 mod alloc_impl;
 mod asan;
 mod buddy;
@@ -97,6 +133,8 @@ mod config;
 mod direct;
 #[cfg(feature = "fault-injection")]
 pub mod fault_injection;
+#[cfg_attr(loom, allow(dead_code))]
+mod global;
 mod os;
 mod pool;
 mod stats;
@@ -104,10 +142,23 @@ mod string;
 mod sync;
 mod top_chunk;
 
+pub use aliases::{Box, HashMap, HashSet, Vec};
+/// The allocator-api2 (0.2) whose `Allocator` `&Chunk` implements: name collections through
+/// it (`perfloc::allocator_api2::vec::Vec`) and they always match perfloc's.
+pub use allocator_api2;
 pub use allocator_api2::alloc::AllocError;
+/// allocator-api2 0.3, whose `Allocator` `&Chunk` also implements (feature `allocator-api2-03`).
+#[cfg(feature = "allocator-api2-03")]
+pub use allocator_api2_03;
+/// allocator-api2 0.4, whose `Allocator` `&Chunk` also implements (feature `allocator-api2-04`).
+#[cfg(feature = "allocator-api2-04")]
+pub use allocator_api2_04;
 pub use chunk::{BumpState, Checkpoint, Chunk, LocalBump, ProcessChunk, SharedBump, SyncChunk};
 pub use collect::{CollectIn, FromIteratorIn};
 pub use config::{ConfigError, MIN_BLOCK_SIZE, PoolBuilder};
+pub use global::{ConfigureGlobalError, configure_global};
+/// The hashbrown (0.17, with its `allocator-api2` feature) whose maps take a `&Chunk`.
+pub use hashbrown;
 pub use pool::Pool;
 pub use stats::{ChunkStats, PoolStats, TopChunkStats};
 pub use string::{FromUtf8Error, String};
@@ -127,6 +178,14 @@ pub use string::format_in as __format_in;
 struct ReadmeDoctests;
 
 /// A process chunk from the global pool: `Pool::global().chunk()`.
+///
+/// ```
+/// let chunk = perfloc::chunk();
+/// let greeting = chunk.alloc_str("hello");
+/// let mut v: perfloc::Vec<u8> = perfloc::Vec::new_in(&chunk);
+/// v.extend_from_slice(greeting.as_bytes());
+/// assert_eq!(v, b"hello");
+/// ```
 ///
 /// # Panics
 ///

@@ -186,25 +186,50 @@ impl Default for Pool {
 
 impl Pool {
     /// A pool with the default settings (see [`PoolBuilder`]). Maps nothing until the
-    /// first chunk is taken.
+    /// first chunk is taken. `const`, so a pool of your own can be a `static`.
+    ///
+    /// ```
+    /// static REQUESTS: perfloc::Pool = perfloc::Pool::new();
+    ///
+    /// assert_eq!(REQUESTS.stats().mapped_bytes, 0, "nothing mapped yet");
+    /// let chunk = REQUESTS.chunk();
+    /// assert_eq!(REQUESTS.stats().mmap_calls, 1);
+    /// ```
     pub const fn new() -> Self {
         Self::from_config(Config::DEFAULT)
     }
 
     /// A builder for a pool with custom settings.
+    ///
+    /// ```
+    /// let pool = perfloc::Pool::builder().limit(64 << 20).build()?;
+    /// assert_eq!(*pool.chunk().alloc(1u8), 1);
+    /// # Ok::<(), perfloc::ConfigError>(())
+    /// ```
     pub const fn builder() -> PoolBuilder {
         PoolBuilder::new()
     }
 
-    /// The process-wide pool, created on first use with the default settings.
-    /// [`perfloc::chunk()`](crate::chunk) takes its chunks from here.
+    /// The process-wide pool, created on first use with the settings given to
+    /// [`configure_global`](crate::configure_global) or else read from the environment
+    /// (`PERFLOC_RETAIN`, `PERFLOC_DECAY`, `PERFLOC_LIMIT`, `PERFLOC_FIRST_BLOCK`) over the
+    /// defaults. [`perfloc::chunk()`](crate::chunk) takes its chunks from here.
+    ///
+    /// ```
+    /// let chunk = perfloc::Pool::global().chunk(); // what perfloc::chunk() does
+    /// assert!(core::ptr::eq(chunk.pool(), perfloc::Pool::global()));
+    /// ```
+    #[inline]
     pub fn global() -> &'static Pool {
         #[cfg(not(loom))]
-        static GLOBAL: Pool = Pool::new();
-        // Loom's primitives belong to one model execution: one global pool per execution.
+        return crate::global::pool();
+        // Loom's primitives belong to one model execution: one global pool per execution,
+        // with the default settings.
         #[cfg(loom)]
-        loom::lazy_static! { static ref GLOBAL: Pool = Pool::new(); }
-        &GLOBAL
+        {
+            loom::lazy_static! { static ref GLOBAL: Pool = Pool::new(); }
+            &GLOBAL
+        }
     }
 
     pub(crate) const fn from_config(config: Config) -> Self {
@@ -238,6 +263,14 @@ impl Pool {
     ///
     /// Panics if the pool cannot provide the first block (its `limit` is reached or the
     /// OS refuses to map memory); [`Pool::try_chunk`] returns the error instead.
+    ///
+    /// ```
+    /// let pool = perfloc::Pool::new();
+    /// let chunk = pool.chunk();
+    /// let mut v: perfloc::Vec<u32> = perfloc::Vec::new_in(&chunk);
+    /// v.push(1);
+    /// assert_eq!(pool.stats().live_chunks, 1);
+    /// ```
     pub fn chunk(&self) -> Chunk<'_> {
         match self.try_chunk() {
             Ok(chunk) => chunk,
@@ -250,6 +283,15 @@ impl Pool {
     }
 
     /// A new process chunk, or `AllocError` if the pool cannot provide its first block.
+    ///
+    /// ```
+    /// let pool = perfloc::Pool::builder().first_top_chunk_size(64 << 10).limit(64 << 10).build()?;
+    /// let chunks: Vec<_> = std::iter::from_fn(|| pool.try_chunk().ok()).take(100).collect();
+    /// assert_eq!(chunks.len(), 4, "four 16 KiB first blocks fit in 64 KiB");
+    /// drop(chunks);
+    /// assert!(pool.try_chunk().is_ok(), "their memory is reused");
+    /// # Ok::<(), perfloc::ConfigError>(())
+    /// ```
     pub fn try_chunk(&self) -> Result<Chunk<'_>, AllocError> {
         Chunk::new(self)
     }
@@ -295,7 +337,16 @@ impl Pool {
         SyncChunk::new(self)
     }
 
-    /// A snapshot of the pool's figures.
+    /// A snapshot of the pool's figures; `Display` prints it as a report.
+    ///
+    /// ```
+    /// let pool = perfloc::Pool::new();
+    /// let chunk = pool.chunk();
+    /// let stats = pool.stats();
+    /// assert_eq!((stats.top_chunks, stats.live_chunks, stats.mmap_calls), (1, 1, 1));
+    /// assert_eq!(stats.in_use_bytes, 16 << 10);
+    /// println!("{stats}");
+    /// ```
     pub fn stats(&self) -> PoolStats {
         // Shards first, then the pool: the lock order everywhere (never both at once).
         let (mut chunks, mut cached) = self.local_figures();
@@ -337,6 +388,13 @@ impl Pool {
     }
 
     /// Sizes of the top chunks in bytes, oldest first.
+    ///
+    /// ```
+    /// let pool = perfloc::Pool::new();
+    /// let chunk = pool.chunk();
+    /// chunk.alloc_slice_copy(&vec![0u8; 1 << 20]); // does not fit in the first top chunk
+    /// assert_eq!(pool.top_chunk_sizes(), [1 << 20, 2 << 20]); // the second is twice the first
+    /// ```
     pub fn top_chunk_sizes(&self) -> Vec<usize> {
         self.lock().top_chunks.iter().map(TopChunk::size).collect()
     }
@@ -348,6 +406,15 @@ impl Pool {
     ///
     /// With the cargo feature `check-invariants`, the pool runs this check itself after
     /// every change to its bookkeeping, and panics on the first violation.
+    ///
+    /// ```
+    /// let pool = perfloc::Pool::new();
+    /// let chunks: Vec<_> = (0..10).map(|_| pool.chunk()).collect();
+    /// assert_eq!(pool.check(), Ok(()));
+    /// drop(chunks);
+    /// pool.trim();
+    /// assert_eq!(pool.check(), Ok(()));
+    /// ```
     pub fn check(&self) -> Result<(), String> {
         // Shards first (the lock order everywhere): blocks they cache must not be free.
         let mut cached = Vec::new();

@@ -61,6 +61,15 @@ pub struct PoolStats {
 }
 
 /// The figures of one top chunk, in [`PoolStats::top_chunk_stats`].
+///
+/// ```
+/// let pool = perfloc::Pool::new();
+/// let chunk = pool.chunk();
+/// let stats = pool.stats();
+/// let top = stats.top_chunk_stats[0];
+/// assert_eq!((top.size, top.in_use_bytes), (1 << 20, 16 << 10));
+/// assert_eq!(top.free_bytes, top.size - top.in_use_bytes);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct TopChunkStats {

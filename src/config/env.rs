@@ -1,0 +1,314 @@
+//! The global pool's settings from the environment, read once, at its first use:
+//!
+//! | variable | setting | value |
+//! |---|---|---|
+//! | `PERFLOC_RETAIN` | [`PoolBuilder::retain`] | a size: `4MiB`, `512KiB`, `1GiB`, `1048576` (bytes) |
+//! | `PERFLOC_DECAY` | [`PoolBuilder::decay`] | a duration: `500ms`, `2s`, `1min`, `0`, `never` |
+//! | `PERFLOC_LIMIT` | [`PoolBuilder::limit`] | a size, or `none` |
+//! | `PERFLOC_FIRST_BLOCK` | [`PoolBuilder::first_block_size`] | a size (a power of two, at least 256 B); the first top chunk grows to hold it if need be |
+//!
+//! Sizes are whole numbers with a binary unit (`B`, `KiB`, `MiB`, `GiB`, `TiB`, any case) or
+//! none (bytes); `KB`/`MB`/`GB` are refused as ambiguous. A value that does not parse, or
+//! that the pool refuses (say a limit below 1 MiB), is reported on stderr, naming the
+//! variable and the value, and that setting keeps its default; the others still apply.
+
+use core::time::Duration;
+
+use super::{Config, PoolBuilder};
+
+/// The variables, in the order they are read and reported.
+pub(crate) const VARS: [&str; 4] =
+    ["PERFLOC_RETAIN", "PERFLOC_DECAY", "PERFLOC_LIMIT", "PERFLOC_FIRST_BLOCK"];
+
+const SIZE_EXAMPLES: &str = "a size such as 64MiB, 512KiB, 1GiB or 1048576 (bytes)";
+const DURATION_EXAMPLES: &str = "a duration such as 500ms, 2s, 1min, 0 or never";
+
+/// A size with an optional binary unit: `64MiB`, `512 KiB`, `1gib`, `4096`, `4096B`.
+pub(crate) fn parse_bytes(value: &str) -> Result<usize, String> {
+    let (number, unit) = split_number(value, SIZE_EXAMPLES)?;
+    let scale: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        "k" | "kb" | "m" | "mb" | "g" | "gb" | "t" | "tb" => {
+            return Err(format!(
+                "unit `{unit}` is ambiguous (1000 or 1024?); write KiB, MiB, GiB or TiB"
+            ));
+        }
+        _ => return Err(format!("unknown unit `{unit}`; expected {SIZE_EXAMPLES}")),
+    };
+    number
+        .checked_mul(scale)
+        .and_then(|bytes| usize::try_from(bytes).ok())
+        .ok_or_else(|| format!("`{}` is too large for this machine", value.trim()))
+}
+
+/// A duration: `500ms`, `2s`, `1min`, `0` (no unit needed), `never` (`Duration::MAX`).
+pub(crate) fn parse_duration(value: &str) -> Result<Duration, String> {
+    if value.trim().eq_ignore_ascii_case("never") {
+        return Ok(Duration::MAX);
+    }
+    let (number, unit) = split_number(value, DURATION_EXAMPLES)?;
+    match unit.to_ascii_lowercase().as_str() {
+        "" if number == 0 => Ok(Duration::ZERO),
+        "" => Err(format!("`{number}` needs a unit: ms, s or min (such as {number}ms)")),
+        "ms" => Ok(Duration::from_millis(number)),
+        "s" => Ok(Duration::from_secs(number)),
+        "min" => number
+            .checked_mul(60)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("`{}` is too large", value.trim())),
+        _ => Err(format!("unknown unit `{unit}`; expected {DURATION_EXAMPLES}")),
+    }
+}
+
+/// Splits `value` into a whole number and the unit after it (spaces allowed around both).
+fn split_number<'v>(value: &'v str, expected: &str) -> Result<(u64, &'v str), String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(format!("the value is empty; expected {expected}"));
+    }
+    let digits = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    if digits == 0 {
+        return Err(format!("`{value}` does not start with a number; expected {expected}"));
+    }
+    let (number, unit) = value.split_at(digits);
+    if unit.starts_with(['.', ',']) {
+        return Err(format!("`{value}` is not a whole number; use a smaller unit"));
+    }
+    let number = number.parse::<u64>().map_err(|_| format!("`{value}` is too large"))?;
+    Ok((number, unit.trim()))
+}
+
+/// What one variable sets.
+#[derive(Clone, Copy)]
+enum Setting {
+    Retain(usize),
+    Decay(Duration),
+    Limit(usize),
+    FirstBlock(usize),
+}
+
+impl Setting {
+    fn parse(var: &str, raw: &str) -> Result<Setting, String> {
+        match var {
+            "PERFLOC_RETAIN" => parse_bytes(raw).map(Setting::Retain),
+            "PERFLOC_DECAY" => parse_duration(raw).map(Setting::Decay),
+            "PERFLOC_LIMIT"
+                if ["none", "unlimited"].iter().any(|n| raw.trim().eq_ignore_ascii_case(n)) =>
+            {
+                Ok(Setting::Limit(usize::MAX))
+            }
+            "PERFLOC_LIMIT" => parse_bytes(raw).map(Setting::Limit),
+            _ => parse_bytes(raw).map(Setting::FirstBlock),
+        }
+    }
+
+    fn apply(self, builder: PoolBuilder) -> PoolBuilder {
+        match self {
+            Setting::Retain(bytes) => builder.retain(bytes),
+            Setting::Decay(decay) => builder.decay(decay),
+            Setting::Limit(bytes) => builder.limit(bytes),
+            Setting::FirstBlock(bytes) => {
+                // The first top chunk must hold a first block: raise it to fit.
+                let top = builder.config.first_top_chunk_size.max(bytes);
+                builder.first_block_size(bytes).first_top_chunk_size(top)
+            }
+        }
+    }
+}
+
+/// One accepted variable: its name, its raw value and what it sets.
+struct Accepted {
+    var: &'static str,
+    raw: String,
+    setting: Setting,
+}
+
+/// The global pool's settings from variables looked up with `lookup` (the environment, or
+/// a table in tests), and one message for each value ignored, naming the variable and the
+/// value. The result is always valid: a refused value falls back to its default.
+pub(crate) fn settings(lookup: impl Fn(&str) -> Option<String>) -> (Config, Vec<String>) {
+    let mut messages = Vec::new();
+    let mut accepted = Vec::new();
+    for var in VARS {
+        let Some(raw) = lookup(var) else { continue };
+        match Setting::parse(var, &raw) {
+            Ok(setting) => accepted.push(Accepted { var, raw, setting }),
+            Err(problem) => messages.push(ignored(var, &raw, &problem)),
+        }
+    }
+    loop {
+        let builder =
+            accepted.iter().fold(PoolBuilder::new(), |builder, a| a.setting.apply(builder));
+        match builder.checked() {
+            Ok(config) => return (config, messages),
+            Err(refused) => {
+                let var = match refused.setting() {
+                    "retain" => "PERFLOC_RETAIN",
+                    "limit" => "PERFLOC_LIMIT",
+                    _ => "PERFLOC_FIRST_BLOCK",
+                };
+                match accepted.iter().position(|a| a.var == var) {
+                    Some(i) => {
+                        let a = accepted.remove(i);
+                        messages.push(ignored(a.var, &a.raw, &refused.to_string()));
+                    }
+                    // Unreachable: the defaults are valid, so some variable caused it.
+                    None => {
+                        messages
+                            .push(format!("perfloc: ignoring every PERFLOC_ variable: {refused}"));
+                        return (Config::DEFAULT, messages);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn ignored(var: &str, raw: &str, problem: &str) -> String {
+    format!("perfloc: ignoring {var}={raw:?}: {problem}; the default stays in force")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KIB: usize = 1 << 10;
+    const MIB: usize = 1 << 20;
+
+    #[test]
+    fn sizes_in_every_unit() {
+        assert_eq!(parse_bytes("1048576"), Ok(MIB));
+        assert_eq!(parse_bytes("4096B"), Ok(4096));
+        assert_eq!(parse_bytes("512KiB"), Ok(512 * KIB));
+        assert_eq!(parse_bytes("64MiB"), Ok(64 * MIB));
+        assert_eq!(parse_bytes("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_bytes("2TiB"), Ok(2 << 40));
+        assert_eq!(parse_bytes(" 64 mib "), Ok(64 * MIB), "spaces and any case");
+        assert_eq!(parse_bytes("0"), Ok(0));
+    }
+
+    #[test]
+    fn bad_sizes_say_what_is_wrong() {
+        let err = |v: &str| parse_bytes(v).unwrap_err();
+        assert!(err("").contains("empty"));
+        assert!(err("   ").contains("empty"));
+        assert!(err("lots").contains("does not start with a number"));
+        assert!(err("-1MiB").contains("does not start with a number"));
+        assert!(err("64MB").contains("ambiguous"));
+        assert!(err("64k").contains("ambiguous"));
+        assert!(err("64 parsecs").contains("unknown unit `parsecs`"));
+        assert!(err("1.5GiB").contains("not a whole number"));
+        assert!(err("64MiB!").contains("unknown unit"));
+        assert!(err("99999999999999999999999").contains("too large"), "u64 overflow");
+        assert!(err("17179869184GiB").contains("too large"), "overflow in the multiplication");
+        assert!(err(&format!("{}TiB", u64::MAX >> 39)).contains("too large"));
+    }
+
+    #[test]
+    fn durations_in_every_unit() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("2 S"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("3min"), Ok(Duration::from_secs(180)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("0ms"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("never"), Ok(Duration::MAX));
+        assert_eq!(parse_duration(" Never "), Ok(Duration::MAX));
+    }
+
+    #[test]
+    fn bad_durations_say_what_is_wrong() {
+        let err = |v: &str| parse_duration(v).unwrap_err();
+        assert!(err("").contains("empty"));
+        assert!(err("500").contains("needs a unit"), "only 0 goes without one");
+        assert!(err("soon").contains("does not start with a number"));
+        assert!(err("1.5s").contains("not a whole number"));
+        assert!(err("5h").contains("unknown unit `h`"));
+        assert!(err("99999999999999999999999s").contains("too large"));
+        assert!(err(&format!("{}min", u64::MAX)).contains("too large"));
+    }
+
+    fn from(vars: &[(&str, &str)]) -> (Config, Vec<String>) {
+        let vars: Vec<(String, String)> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        settings(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn no_variables_give_the_defaults() {
+        assert_eq!(from(&[]), (Config::DEFAULT, vec![]));
+    }
+
+    #[test]
+    fn every_variable_applies() {
+        let (config, messages) = from(&[
+            ("PERFLOC_RETAIN", "8MiB"),
+            ("PERFLOC_DECAY", "250ms"),
+            ("PERFLOC_LIMIT", "1GiB"),
+            ("PERFLOC_FIRST_BLOCK", "64KiB"),
+        ]);
+        assert!(messages.is_empty(), "{messages:?}");
+        assert_eq!(config.retain, 8 * MIB);
+        assert_eq!(config.decay, Duration::from_millis(250));
+        assert_eq!(config.limit, 1 << 30);
+        assert_eq!(config.first_block_size, 64 * KIB);
+        assert_eq!(config.first_top_chunk_size, Config::DEFAULT.first_top_chunk_size);
+
+        let (config, _) = from(&[("PERFLOC_DECAY", "never"), ("PERFLOC_LIMIT", "none")]);
+        assert_eq!((config.decay, config.limit), (Duration::MAX, usize::MAX));
+        let (config, _) = from(&[("PERFLOC_DECAY", "0")]);
+        assert_eq!(config.decay, Duration::ZERO);
+    }
+
+    #[test]
+    fn a_first_block_larger_than_the_first_top_chunk_raises_it() {
+        let (config, messages) = from(&[("PERFLOC_FIRST_BLOCK", "4MiB")]);
+        assert!(messages.is_empty(), "{messages:?}");
+        assert_eq!((config.first_block_size, config.first_top_chunk_size), (4 * MIB, 4 * MIB));
+    }
+
+    #[test]
+    fn a_malformed_value_is_named_and_its_default_stays() {
+        let (config, messages) =
+            from(&[("PERFLOC_LIMIT", "64MB"), ("PERFLOC_DECAY", "2s"), ("PERFLOC_RETAIN", "")]);
+        assert_eq!(config.limit, Config::DEFAULT.limit);
+        assert_eq!(config.retain, Config::DEFAULT.retain);
+        assert_eq!(config.decay, Duration::from_secs(2), "the good one still applies");
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert!(messages[0].contains("PERFLOC_RETAIN=\"\"") && messages[0].contains("empty"));
+        assert!(messages[1].contains("PERFLOC_LIMIT=\"64MB\"") && messages[1].contains("MiB"));
+        assert!(messages.iter().all(|m| m.contains("the default stays in force")));
+        // As the README quotes it.
+        assert_eq!(
+            messages[1],
+            "perfloc: ignoring PERFLOC_LIMIT=\"64MB\": unit `MB` is ambiguous (1000 or 1024?); \
+             write KiB, MiB, GiB or TiB; the default stays in force"
+        );
+    }
+
+    #[test]
+    fn a_value_the_pool_refuses_is_named_and_its_default_stays() {
+        // Parses, but is not a power of two.
+        let (config, messages) =
+            from(&[("PERFLOC_FIRST_BLOCK", "1000"), ("PERFLOC_LIMIT", "2GiB")]);
+        assert_eq!(config.first_block_size, Config::DEFAULT.first_block_size);
+        assert_eq!(config.limit, 2 << 30);
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        assert!(messages[0].contains("PERFLOC_FIRST_BLOCK=\"1000\""));
+        assert!(messages[0].contains("power of two"));
+
+        // Retain above the limit: the retain goes, the limit stays.
+        let (config, messages) = from(&[("PERFLOC_RETAIN", "64MiB"), ("PERFLOC_LIMIT", "16MiB")]);
+        assert_eq!((config.limit, config.retain), (16 * MIB, 4 * MIB));
+        assert!(messages[0].contains("PERFLOC_RETAIN=\"64MiB\""), "{messages:?}");
+
+        // A limit below the first top chunk.
+        let (config, messages) = from(&[("PERFLOC_LIMIT", "4KiB")]);
+        assert_eq!(config, Config::DEFAULT);
+        assert!(messages[0].contains("PERFLOC_LIMIT=\"4KiB\""), "{messages:?}");
+    }
+}
