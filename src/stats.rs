@@ -148,7 +148,7 @@ impl fmt::Display for PoolStats {
         )?;
         writeln!(
             f,
-            "  in use {} by {}; free {}, of which {} purged and {} cached in shards",
+            "  in use {} by {}; free {}, of which {} purged and {} cached for the threads",
             Bytes(self.in_use_bytes),
             plural(self.live_chunks, "live chunk"),
             Bytes(self.free_bytes),
