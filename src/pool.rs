@@ -621,29 +621,36 @@ impl Pool {
     /// before yielding the block holding it.
     pub(crate) fn release(&self, blocks: impl IntoIterator<Item = Block>, closes_chunk: bool) {
         #[cfg(not(loom))]
-        let blocks = {
-            // First blocks go to the thread's local slot while it has room; the rest, and
-            // everything while the pool has memory to give back (the shards run the
-            // downsizing policy), go on to the shard.
-            let (mut blocks, mut leftover) = (blocks.into_iter(), None);
+        let (blocks, policy_turn) = {
+            // First blocks go to the thread's local slot while it has room; the rest go on
+            // to the shard. While the pool has memory to give back, every `POLICY_EVERY`th
+            // release of the thread goes the shard's way and runs the downsizing policy,
+            // which steady traffic through the slots would otherwise never reach.
+            let (mut blocks, mut leftover, mut policy_turn) = (blocks.into_iter(), None, false);
             let first = self.config.first_block_size;
-            let all_local = !self.excess.load(Ordering::Relaxed)
-                && self.with_local(|slot| {
-                    for block in blocks.by_ref() {
-                        crate::asan::poison(block.ptr, block.size);
-                        if block.size != first || !slot.push(block) {
-                            leftover = Some(block);
-                            return false;
-                        }
+            let excess = self.excess.load(Ordering::Relaxed);
+            let all_local = self.with_local(|slot| {
+                if excess && slot.policy_turn() {
+                    policy_turn = true;
+                    return false;
+                }
+                for block in blocks.by_ref() {
+                    crate::asan::poison(block.ptr, block.size);
+                    if block.size != first || !slot.push(block) {
+                        leftover = Some(block);
+                        return false;
                     }
-                    slot.count(-isize::from(closes_chunk));
-                    true
-                }) == Some(true);
+                }
+                slot.count(-isize::from(closes_chunk));
+                true
+            }) == Some(true);
             if all_local {
                 return;
             }
-            leftover.into_iter().chain(blocks)
+            (leftover.into_iter().chain(blocks), policy_turn)
         };
+        #[cfg(loom)]
+        let policy_turn = false;
         let budget = self.shard_budget();
         let mut rest = Vec::new();
         let policy_due = {
@@ -660,7 +667,8 @@ impl Pool {
             cache.chunks -= isize::from(closes_chunk);
             cache.policy_due()
         };
-        if !rest.is_empty() || (policy_due && self.excess.load(Ordering::Relaxed)) {
+        if !rest.is_empty() || ((policy_due || policy_turn) && self.excess.load(Ordering::Relaxed))
+        {
             self.release_to_top_chunks(rest);
         }
     }

@@ -78,7 +78,7 @@ pub(crate) struct ShardCache {
 
 /// How many releases into a shard between two runs of the downsizing policy, which
 /// steady traffic served by the shards would otherwise never reach.
-const POLICY_EVERY: u32 = 64;
+pub(crate) const POLICY_EVERY: u32 = 64;
 
 // SAFETY: the pointers are addresses of free blocks owned by the pool (not shared
 // references); they are only handed out under the shard's lock.

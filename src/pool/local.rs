@@ -48,6 +48,9 @@ pub(crate) struct LocalSlot {
     len: UnsafeCell<usize>,
     /// The pool's flush epoch when the owner last handed its blocks back. Owner-only.
     epoch: UnsafeCell<u64>,
+    /// Releases while the pool had memory to give back, for [`LocalSlot::policy_turn`].
+    /// Owner-only.
+    releases: UnsafeCell<u32>,
     /// Chunks made minus chunks dropped through this slot (negative when chunks made
     /// elsewhere drop here). Written by the owner only, with plain stores.
     chunks: AtomicIsize,
@@ -75,6 +78,7 @@ impl LocalSlot {
             blocks: UnsafeCell::new([None; LOCAL_BLOCKS]),
             len: UnsafeCell::new(0),
             epoch: UnsafeCell::new(epoch),
+            releases: UnsafeCell::new(0),
             chunks: AtomicIsize::new(0),
             bytes: AtomicUsize::new(0),
             gone: Mutex::new(false),
@@ -115,6 +119,16 @@ impl LocalSlot {
     #[inline]
     pub(crate) fn count(&self, delta: isize) {
         self.chunks.store(self.chunks.load(Ordering::Relaxed) + delta, Ordering::Relaxed);
+    }
+
+    /// Counts a release while the pool has memory to give back; true every
+    /// `POLICY_EVERY`th, when this release should run the downsizing policy. Owner-only.
+    #[inline]
+    pub(crate) fn policy_turn(&self) -> bool {
+        // SAFETY: owner-only (see the `Sync` impl): no other reference to this field.
+        let releases = unsafe { &mut *self.releases.get() };
+        *releases = releases.wrapping_add(1);
+        *releases % super::cache::POLICY_EVERY == 0
     }
 
     /// Moves the cached blocks (of `size` bytes) into `out`. Owner-only, or with `gone`
