@@ -153,6 +153,31 @@ const ROWS: &[Row] = &[
         contender: "bumpalo-new",
         target: Target::AtMost(0.4),
     },
+    // Text (issue "strings"): within 10% of bumpalo's String and format!(in ..).
+    Row {
+        group: "format_in",
+        perfloc: "perfloc",
+        contender: "bumpalo-new",
+        target: Target::AtMost(1.1),
+    },
+    Row {
+        group: "format_in",
+        perfloc: "perfloc-reset",
+        contender: "bumpalo-reset",
+        target: Target::AtMost(1.1),
+    },
+    Row {
+        group: "string_push_str",
+        perfloc: "perfloc",
+        contender: "bumpalo-new",
+        target: Target::AtMost(1.1),
+    },
+    Row {
+        group: "string_push_str",
+        perfloc: "perfloc-reset",
+        contender: "bumpalo-reset",
+        target: Target::AtMost(1.1),
+    },
     // A nested scope in a long-lived chunk (`scoped`) against a child chunk and bump-scope.
     Row {
         group: "nested_scope",
