@@ -9,6 +9,10 @@
 //!   model, and no chunk has more large blocks than live allocations (a large block freed
 //!   after any grow or shrink goes back at once); sizes cluster around the large-block
 //!   thresholds; after all chunks drop, `in_use_bytes` is 0 and `Pool::check` passes.
+//!   Also: checkpoints taken and rewound to (what was made or resized since is given back,
+//!   the rest stays intact), chunk limits set and lifted (allocations then may fail, never
+//!   past the limit), and text formatted or collected straight into a chunk
+//!   (`try_alloc_fmt`, `alloc_iter`), which then lives as any other allocation.
 //!   `operations_keep_every_allocation_intact_in_sync_chunks` runs the same on `SyncChunk`s.
 //! - `collections_in_chunks_match_std`: hashbrown `HashMap`s and allocator-api2 `Vec`s in
 //!   chunks, driven by random operations, compared with std collections.
@@ -50,18 +54,54 @@ fn max_ops() -> usize {
 
 #[derive(Debug, Clone)]
 enum Op {
-    NewChunk { pool: usize },
-    Alloc { chunk: usize, size: usize, align_shift: u32 },
-    Grow { alloc: usize, extra: usize },
-    Shrink { alloc: usize, keep_percent: usize },
-    Dealloc { alloc: usize },
-    Child { parent: usize, allocs: Vec<(usize, u32)> },
-    Reset { chunk: usize },
-    DropChunk { chunk: usize },
-    Trim { pool: usize },
-    Mark { chunk: usize },
-    Rewind { mark: usize },
-    Limit { chunk: usize, kib: Option<usize> },
+    NewChunk {
+        pool: usize,
+    },
+    Alloc {
+        chunk: usize,
+        size: usize,
+        align_shift: u32,
+    },
+    Grow {
+        alloc: usize,
+        extra: usize,
+    },
+    Shrink {
+        alloc: usize,
+        keep_percent: usize,
+    },
+    Dealloc {
+        alloc: usize,
+    },
+    Child {
+        parent: usize,
+        allocs: Vec<(usize, u32)>,
+    },
+    Reset {
+        chunk: usize,
+    },
+    DropChunk {
+        chunk: usize,
+    },
+    Trim {
+        pool: usize,
+    },
+    Mark {
+        chunk: usize,
+    },
+    Rewind {
+        mark: usize,
+    },
+    Limit {
+        chunk: usize,
+        kib: Option<usize>,
+    },
+    /// Text straight into a chunk: `try_alloc_fmt` (`iter` false) or `alloc_iter`.
+    Text {
+        chunk: usize,
+        len: usize,
+        iter: bool,
+    },
 }
 
 fn size() -> impl Strategy<Value = usize> {
@@ -96,6 +136,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => pick.prop_map(|chunk| Op::Mark { chunk }),
         2 => pick.prop_map(|mark| Op::Rewind { mark }),
         1 => (pick, prop::option::of(0..4096usize)).prop_map(|(chunk, kib)| Op::Limit { chunk, kib }),
+        2 => (pick, 0..600usize, any::<bool>()).prop_map(|(chunk, len, iter)| Op::Text { chunk, len, iter }),
     ]
 }
 
@@ -326,6 +367,29 @@ fn run<K: BumpState>(ops: Vec<Op>, new_chunk: for<'p> fn(&'p Pool) -> ProcessChu
                 *forgotten.entry(key).or_default() += orphans;
                 live.retain(|l| l.chunk != key || l.since < taken);
                 marks.retain(|m| m.0 != key || m.2 <= taken);
+            }
+            Op::Text { chunk, len, iter } if !chunks.is_empty() => {
+                let (key, _, c) = &chunks[chunk % chunks.len()];
+                // `alloc_iter` has no `try_` form: only where no limit can make it fail.
+                let bytes: &mut [u8] = if iter && c.limit().is_none() {
+                    let bytes = c.alloc_iter((0..len).map(|i| (i % 251) as u8));
+                    assert!(bytes.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+                    bytes
+                } else {
+                    let text = c.try_alloc_fmt(format_args!("{:0len$}", 7));
+                    let Some(text) = within_limit(c, text) else { continue };
+                    assert!(text.len() == len.max(1) && text.ends_with('7'), "{text}");
+                    // SAFETY: the model owns the text from here as bytes; no `str` of it
+                    // is used again.
+                    unsafe { text.as_bytes_mut() }
+                };
+                // Both give their spare capacity back: an allocation of exactly the text.
+                let layout = Layout::array::<u8>(bytes.len()).unwrap();
+                let ptr = NonNull::new(bytes.as_mut_ptr()).unwrap();
+                let l = Live { chunk: *key, ptr, layout, id: next_id, born: step, since: step };
+                next_id += 1;
+                fill(l.bytes(), l.id);
+                live.push(l);
             }
             Op::Limit { chunk, kib } if !chunks.is_empty() => {
                 let (_, _, c) = &chunks[chunk % chunks.len()];
