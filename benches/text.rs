@@ -18,71 +18,9 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-const STRINGS: usize = 1_000;
-
-/// Short pieces to push, of a few lengths.
-const PIECES: [&str; 4] = ["Content-Type", ": ", "text/html; charset=utf-8", "\r\n"];
-
-fn perfloc_format(chunk: &perfloc::Chunk<'_>) -> usize {
-    let mut total = 0;
-    for i in 0..STRINGS {
-        let s = perfloc::format_in!(
-            chunk,
-            "{} {} {}: {}",
-            black_box("GET"),
-            i,
-            black_box('/'),
-            black_box(i as i64 * -31)
-        );
-        total += s.into_str().len();
-    }
-    total
-}
-
-fn perfloc_alloc_fmt(chunk: &perfloc::Chunk<'_>) -> usize {
-    let mut total = 0;
-    for i in 0..STRINGS {
-        let s = chunk.alloc_fmt(format_args!(
-            "{} {} {}: {}",
-            black_box("GET"),
-            i,
-            black_box('/'),
-            black_box(i as i64 * -31)
-        ));
-        total += s.len();
-    }
-    total
-}
-
-fn bumpalo_format(bump: &bumpalo::Bump) -> usize {
-    let mut total = 0;
-    for i in 0..STRINGS {
-        let s = bumpalo::format!(
-            in bump,
-            "{} {} {}: {}",
-            black_box("GET"),
-            i,
-            black_box('/'),
-            black_box(i as i64 * -31)
-        );
-        total += s.into_bump_str().len();
-    }
-    total
-}
-
-fn global_format() -> usize {
-    let mut kept = Vec::with_capacity(STRINGS);
-    for i in 0..STRINGS {
-        kept.push(format!(
-            "{} {} {}: {}",
-            black_box("GET"),
-            i,
-            black_box('/'),
-            black_box(i as i64 * -31)
-        ));
-    }
-    kept.iter().map(String::len).sum()
-}
+#[path = "workload/text.rs"]
+mod text;
+use text::*;
 
 fn format_in(c: &mut Criterion) {
     let mut group = c.benchmark_group("format_in");
@@ -123,30 +61,6 @@ fn format_in(c: &mut Criterion) {
     });
     group.bench_function("global", |b| b.iter(|| black_box(global_format())));
     group.finish();
-}
-
-fn perfloc_push(chunk: &perfloc::Chunk<'_>) -> usize {
-    let mut s = perfloc::String::new_in(chunk);
-    for i in 0..STRINGS {
-        s.push_str(black_box(PIECES[i % PIECES.len()]));
-    }
-    s.len()
-}
-
-fn bumpalo_push(bump: &bumpalo::Bump) -> usize {
-    let mut s = bumpalo::collections::String::new_in(bump);
-    for i in 0..STRINGS {
-        s.push_str(black_box(PIECES[i % PIECES.len()]));
-    }
-    s.len()
-}
-
-fn global_push() -> usize {
-    let mut s = String::new();
-    for i in 0..STRINGS {
-        s.push_str(black_box(PIECES[i % PIECES.len()]));
-    }
-    s.len()
 }
 
 fn string_push_str(c: &mut Criterion) {

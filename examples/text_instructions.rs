@@ -17,75 +17,12 @@
 use std::hint::black_box;
 use std::process::Command;
 
-const STRINGS: usize = 1_000;
+#[path = "../benches/workload/text.rs"]
+mod text;
+use text::*;
+
 const ROUNDS: usize = 20;
 const CHILD: &str = "PERFLOC_TEXT_INSTRUCTIONS_CHILD";
-
-/// Short pieces to push, of a few lengths (as in `benches/text.rs`).
-const PIECES: [&str; 4] = ["Content-Type", ": ", "text/html; charset=utf-8", "\r\n"];
-
-fn perfloc_format(chunk: &perfloc::Chunk<'_>) -> usize {
-    let mut total = 0;
-    for i in 0..STRINGS {
-        let s = perfloc::format_in!(
-            chunk,
-            "{} {} {}: {}",
-            black_box("GET"),
-            i,
-            black_box('/'),
-            black_box(i as i64 * -31)
-        );
-        total += s.into_str().len();
-    }
-    total
-}
-
-fn perfloc_alloc_fmt(chunk: &perfloc::Chunk<'_>) -> usize {
-    let mut total = 0;
-    for i in 0..STRINGS {
-        let s = chunk.alloc_fmt(format_args!(
-            "{} {} {}: {}",
-            black_box("GET"),
-            i,
-            black_box('/'),
-            black_box(i as i64 * -31)
-        ));
-        total += s.len();
-    }
-    total
-}
-
-fn bumpalo_format(bump: &bumpalo::Bump) -> usize {
-    let mut total = 0;
-    for i in 0..STRINGS {
-        let s = bumpalo::format!(
-            in bump,
-            "{} {} {}: {}",
-            black_box("GET"),
-            i,
-            black_box('/'),
-            black_box(i as i64 * -31)
-        );
-        total += s.into_bump_str().len();
-    }
-    total
-}
-
-fn perfloc_push(chunk: &perfloc::Chunk<'_>) -> usize {
-    let mut s = perfloc::String::new_in(chunk);
-    for i in 0..STRINGS {
-        s.push_str(black_box(PIECES[i % PIECES.len()]));
-    }
-    s.len()
-}
-
-fn bumpalo_push(bump: &bumpalo::Bump) -> usize {
-    let mut s = bumpalo::collections::String::new_in(bump);
-    for i in 0..STRINGS {
-        s.push_str(black_box(PIECES[i % PIECES.len()]));
-    }
-    s.len()
-}
 
 #[inline(never)]
 fn format_in__perfloc_reset(chunk: &mut perfloc::Chunk<'_>) {
@@ -135,17 +72,7 @@ fn format_in__bumpalo_new() {
 #[inline(never)]
 fn format_in__global() {
     for _ in 0..ROUNDS {
-        let mut kept = Vec::with_capacity(STRINGS);
-        for i in 0..STRINGS {
-            kept.push(format!(
-                "{} {} {}: {}",
-                black_box("GET"),
-                i,
-                black_box('/'),
-                black_box(i as i64 * -31)
-            ));
-        }
-        black_box(kept);
+        black_box(global_format());
     }
 }
 
@@ -182,11 +109,7 @@ fn string_push_str__bumpalo_new() {
 #[inline(never)]
 fn string_push_str__global() {
     for _ in 0..ROUNDS {
-        let mut s = String::new();
-        for i in 0..STRINGS {
-            s.push_str(black_box(PIECES[i % PIECES.len()]));
-        }
-        black_box(s);
+        black_box(global_push());
     }
 }
 

@@ -515,30 +515,19 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         // SAFETY: large nodes are initialised (invariant 3).
         let newer = |node: NonNull<LargeNode>| unsafe { node.as_ref() }.seq > checkpoint.large_made;
         if after.is_some() || slow.large.is_some_and(newer) {
-            // Large blocks newer than the checkpoint (a prefix of the list), then the chain
-            // after its block; links are read before the block holding them goes.
-            let mut large = slow.large;
-            let mut regular = after;
+            // Large blocks newer than the checkpoint are a prefix of the list: the first
+            // node not newer stays, with every node after it.
+            let mut kept = slow.large;
+            while let Some(node) = kept.filter(|&node| newer(node)) {
+                // SAFETY: a live node (invariant 3).
+                kept = unsafe { node.as_ref() }.next;
+            }
             let mut released = 0;
-            let blocks = core::iter::from_fn(|| {
-                if let Some(node) = large.filter(|&node| newer(node)) {
-                    // SAFETY: a live node (invariant 3), in a regular block not yet yielded.
-                    let n = unsafe { node.as_ref() };
-                    large = n.next;
-                    return Some(n.block);
-                }
-                let header = regular?;
-                // SAFETY: a chain block after `block`, read before it is yielded.
-                let (next, size) = unsafe {
-                    let h = header.as_ref();
-                    (h.next.load(Ordering::Acquire), h.size)
-                };
-                regular = NonNull::new(next);
-                Some(Block { ptr: header.cast(), size })
-            })
-            .inspect(|block| released += block.size);
-            pool.release(blocks, false);
-            slow.large = large;
+            // SAFETY: `slow.large..kept` are live nodes of this chunk, `after` and what
+            // follows it blocks of its chain.
+            let blocks = unsafe { release_order(slow.large, kept, after) };
+            pool.release(blocks.inspect(|block| released += block.size), false);
+            slow.large = kept;
             slow.give_back(released);
             // SAFETY: `block`'s header is initialised; it ends the chain again.
             unsafe { block.as_ref().next.store(ptr::null_mut(), Ordering::Release) };
@@ -614,25 +603,9 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
     /// regular blocks) before any regular block, so the blocks may go back to the pool as
     /// they come. Only for `&mut self` or drop: no other thread may change the chunk.
     fn blocks(&self) -> impl Iterator<Item = Block> + use<'_, 'pool, K> {
-        let mut large = self.state.slow(|slow| slow.large);
-        let mut regular = Some(self.first);
-        core::iter::from_fn(move || {
-            if let Some(node) = large {
-                // SAFETY: a live node (invariant 3), in a regular block not yet yielded.
-                let n = unsafe { node.as_ref() };
-                large = n.next;
-                return Some(n.block);
-            }
-            let header = regular?;
-            // SAFETY: a chain block with an initialised header (invariant 1), read before it
-            // is yielded (and so before it can go back to the pool).
-            let (next, size) = unsafe {
-                let h = header.as_ref();
-                (h.next.load(Ordering::Acquire), h.size)
-            };
-            regular = NonNull::new(next);
-            Some(Block { ptr: header.cast(), size })
-        })
+        let large = self.state.slow(|slow| slow.large);
+        // SAFETY: the whole large list (invariant 3) and the whole chain (invariant 1).
+        unsafe { release_order(large, None, Some(self.first)) }
     }
 
     /// Figures of this chunk: blocks, their capacity and the bytes handed out. For a
@@ -1130,6 +1103,40 @@ pub struct Checkpoint {
 unsafe impl Send for Checkpoint {}
 // SAFETY: as for `Send`.
 unsafe impl Sync for Checkpoint {}
+
+/// The blocks of the large nodes from `large` up to (not including) `stop`, then the
+/// regular blocks of the chain from `regular` on. Links are read before the block holding
+/// them is yielded, and large nodes (which live in regular blocks) before any regular
+/// block, so the blocks may go back to the pool as they come.
+///
+/// # Safety
+///
+/// `large` up to `stop` must be live large nodes of one chunk's list, linked in that
+/// order, and `regular` a block of its chain; nothing else may change the chunk while the
+/// iterator runs.
+unsafe fn release_order(
+    mut large: Option<NonNull<LargeNode>>,
+    stop: Option<NonNull<LargeNode>>,
+    mut regular: Option<NonNull<BlockHeader>>,
+) -> impl Iterator<Item = Block> {
+    core::iter::from_fn(move || {
+        if let Some(node) = large.filter(|&node| Some(node) != stop) {
+            // SAFETY: a live node before `stop` (caller), in a regular block not yet yielded.
+            let n = unsafe { node.as_ref() };
+            large = n.next;
+            return Some(n.block);
+        }
+        let header = regular?;
+        // SAFETY: a chain block with an initialised header (caller, invariant 1), read
+        // before it is yielded (and so before it can go back to the pool).
+        let (next, size) = unsafe {
+            let h = header.as_ref();
+            (h.next.load(Ordering::Acquire), h.size)
+        };
+        regular = NonNull::new(next);
+        Some(Block { ptr: header.cast(), size })
+    })
+}
 
 /// Writes a fresh header at the start of `block` and returns it.
 fn new_header(block: Block) -> NonNull<BlockHeader> {
