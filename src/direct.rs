@@ -60,6 +60,14 @@ fn array_layout<T>(len: usize) -> Layout {
 impl<K: BumpState> ProcessChunk<'_, K> {
     /// Allocates memory for `layout`: the panicking form of [`ProcessChunk::try_alloc_layout`].
     ///
+    /// ```
+    /// use core::alloc::Layout;
+    ///
+    /// let chunk = perfloc::chunk();
+    /// let page = chunk.alloc_layout(Layout::from_size_align(4096, 4096).unwrap());
+    /// assert_eq!(page.as_ptr() as usize % 4096, 0);
+    /// ```
+    ///
     /// # Panics
     ///
     /// Panics if the pool cannot provide the memory.
@@ -117,6 +125,12 @@ impl<K: BumpState> ProcessChunk<'_, K> {
     /// Allocates space for a `T`, then writes `f()` into it; lets the compiler build large
     /// values in place. The destructor will never run.
     ///
+    /// ```
+    /// let chunk = perfloc::chunk();
+    /// let table = chunk.alloc_with(|| [7u32; 1024]);
+    /// assert_eq!(table[1023], 7);
+    /// ```
+    ///
     /// # Panics
     ///
     /// Panics if the pool cannot provide the memory.
@@ -158,6 +172,13 @@ impl<K: BumpState> ProcessChunk<'_, K> {
     }
 
     /// Clones every element of a slice into the chunk. The clones are never dropped.
+    ///
+    /// ```
+    /// let chunk = perfloc::sync_chunk();
+    /// let names = chunk.alloc_slice_clone(&["host", "accept"]);
+    /// names[1] = "user-agent";
+    /// assert_eq!(names, ["host", "user-agent"]);
+    /// ```
     ///
     /// # Panics
     ///
