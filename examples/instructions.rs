@@ -24,7 +24,7 @@ use std::process::Command;
 
 use allocator_api2::alloc::{Allocator, Global};
 use allocator_api2::vec::Vec;
-use hashbrown::{DefaultHashBuilder, HashMap};
+use hashbrown::HashMap;
 
 #[path = "../benches/workload/mod.rs"]
 mod workload;
@@ -129,7 +129,9 @@ mod cases {
     }
 
     pub fn hashmap_insert<A: Allocator + Clone>(alloc: A) {
-        let mut map: HashMap<u64, u64, DefaultHashBuilder, A> = HashMap::new_in(alloc);
+        // hashbrown's default hasher (foldhash) with a fixed seed: the same work every run.
+        let hasher = foldhash::fast::FixedState::with_seed(0x5eed);
+        let mut map: HashMap<u64, u64, _, A> = HashMap::with_hasher_in(hasher, alloc);
         for i in 0..PUSHES {
             map.insert(black_box(i), i);
         }
@@ -181,6 +183,12 @@ case_fns! {
 
 /// Runs every function once on warmed arenas (their chunk already holds `N` allocations).
 fn child() {
+    // Steady state, whatever the time: under callgrind a second passes in a few thousand
+    // cycles, and after the warm-up's big blocks the pool would have memory to give back,
+    // so every 64th scope would run the downsizing policy (and cost more) or not, by
+    // timing. With `decay` never, counts do not depend on it.
+    perfloc::configure_global(perfloc::Pool::builder().decay(std::time::Duration::MAX))
+        .expect("configured before first use");
     // Warm arenas: each one's current chunk holds N u64s (warmed through other code, since
     // callgrind's inclusive costs add up every call of a function).
     let room = Layout::array::<u64>(N + 64).expect("small");

@@ -1114,6 +1114,7 @@ unsafe impl Sync for Checkpoint {}
 /// `large` up to `stop` must be live large nodes of one chunk's list, linked in that
 /// order, and `regular` a block of its chain; nothing else may change the chunk while the
 /// iterator runs.
+#[inline(always)]
 unsafe fn release_order(
     mut large: Option<NonNull<LargeNode>>,
     stop: Option<NonNull<LargeNode>>,
