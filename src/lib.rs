@@ -39,10 +39,14 @@
 //!   is `Send + Sync`: its bump is a compare-and-swap on an atomic cursor, so threads may
 //!   allocate from it at once and async tasks may hold collections in it across `.await`.
 //!   Both are [`ProcessChunk`]s, one implementation over two bump states.
-//! - **Shards.** Each thread takes and gives back blocks through a small cache of its own in
-//!   the pool, so chunks made and dropped in steady state take no pool-wide lock.
-//! - **Scopes.** [`Chunk::child`] makes a nested scope; [`Chunk::reset`] forgets everything
-//!   and keeps the largest block; dropping the chunk returns its blocks.
+//! - **Local slots and shards.** Each thread keeps the first blocks of each pool it uses in
+//!   a slot of its own, so a scope made and dropped in steady state takes no lock and no
+//!   atomic read-modify-write; other blocks go through small per-thread-group caches
+//!   (shards), so they take no pool-wide lock.
+//! - **Scopes.** [`Chunk::child`] makes a nested scope; [`ProcessChunk::scoped`] (or
+//!   [`ProcessChunk::checkpoint`] and [`ProcessChunk::rewind_to`]) a cheaper one in the same
+//!   chunk; [`Chunk::reset`] forgets everything and keeps the largest block; dropping the
+//!   chunk returns its blocks. [`PoolBuilder::chunk_limit`] caps what one chunk may hold.
 //! - **Downsizing.** Free memory above [`PoolBuilder::retain`] that has stayed free for
 //!   [`PoolBuilder::decay`] goes back to the OS by itself (idle top chunks unmapped, long-free
 //!   blocks purged with `madvise`); [`Pool::trim`] does it at once.
