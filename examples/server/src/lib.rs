@@ -14,6 +14,7 @@
 //! chunks, glibc for everything else (hyper's buffers, tokio's tasks, the response `Bytes`).
 //! The load driver (`src/bin/load/`, run by `load.sh`) runs them under `wrk`.
 
+pub mod bodies;
 pub mod body;
 pub mod request;
 pub mod score;
