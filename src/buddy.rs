@@ -74,6 +74,11 @@ impl Buddy {
             .is_some_and(|order| self.free[order..].iter().any(|set| !set.is_empty()))
     }
 
+    /// Size of the largest free block; 0 when none is free.
+    pub(crate) fn largest_free(&self) -> usize {
+        self.free.iter().rposition(|set| !set.is_empty()).map_or(0, |k| self.order_size(k))
+    }
+
     /// Takes a free block of `size` bytes (a power of two, at least the minimum) and
     /// returns its offset, or `None` when no free block is large enough.
     pub(crate) fn alloc(&mut self, size: usize) -> Option<usize> {
