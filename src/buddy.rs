@@ -351,8 +351,10 @@ mod tests {
         assert_eq!(b.alloc(1 << 12), Some(0));
         // Lowest first would give 4K at 4K, whose buddy is lent; growable takes the free
         // upper half (512K at 512K) and cuts 4K from its bottom.
+        assert_eq!(b.largest_free(), 1 << 19);
         let grow = b.alloc_growable(1 << 12).unwrap();
         assert_eq!(grow, 1 << 19);
+        assert_eq!(b.largest_free(), 1 << 18, "the lower half stays whole");
         assert!(b.extend(grow, 1 << 12, 1 << 19), "every buddy up to 512K is free");
         assert!(!b.extend(grow, 1 << 19, 1 << 20), "but not beyond the region");
         b.check().unwrap();
