@@ -16,19 +16,21 @@
 //!   knows every large block's range), never by the layout the caller passes: after a
 //!   `shrink` a large allocation may have any size. Shrinking one to size zero gives its
 //!   block back at once (a zero-size allocation owns nothing).
-//! - **A growing newest allocation** (a `Vec` pushed to megabytes) in a [`Chunk`]: when it
-//!   outgrows the current block, the block itself grows in place over its free buddies
-//!   ([`Pool::extend`]), so the vector stays on the fast path and never moves. The first
-//!   block while it is a first block's size is the exception: those are what the
-//!   threads' local slots recycle, and one grown would leave the slot for the shards.
+//! - **A growing newest allocation** (a `Vec` pushed to megabytes) in a [`Chunk`], from half
+//!   a first block's size on: when it outgrows the current block, the block itself grows
+//!   in place over its free buddies ([`Pool::extend`]), so the vector stays on the fast
+//!   path and does not move. The first block while it is a first block's size is the
+//!   exception: those are what the threads' local slots recycle, and one grown would
+//!   leave the slot for the shards. (Smaller growth moves to an ordinary successor, which
+//!   the thread's shard provides without the pool's lock that growing in place takes.)
 //!   When the block cannot grow, the allocation moves to a successor sized for it (at
 //!   least the next successor's size) taken with [`Pool::acquire_growable`], cut where
 //!   its buddies are free, so that the next growths are in place again; from
 //!   [`GROWABLE_NEWEST`] on, it moves to a large block taken the same way instead, which
 //!   grows in place over its buddies in turn and, unlike a regular block, goes back to the
 //!   pool if the data moves on (a regular block keeps the copy left behind: up to half
-//!   of it). A vector pushed to megabytes moves once or twice in all, instead of at
-//!   every doubling. A [`SyncChunk`]'s blocks never grow (other threads read their size
+//!   of it). Where the pool has free room, a vector pushed to megabytes moves once or
+//!   twice in all, instead of at every doubling. A [`SyncChunk`]'s blocks never grow (other threads read their size
 //!   without a lock): its newest allocation moves through successors, then to a growable
 //!   large block from [`GROWABLE_NEWEST`] on.
 //! - **Reset** keeps the largest block, large or regular, as the only regular block.
@@ -984,7 +986,10 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         aligned: bool,
         newest: bool,
     ) -> Result<NonNull<u8>, AllocError> {
-        if newest && !K::SHARED {
+        // Smaller growth moves to an ordinary successor, which the thread's shard provides
+        // without the pool's lock (growing a block in place, or cutting a growable one,
+        // takes it).
+        if newest && !K::SHARED && new.size() >= self.pool.first_block_size() / 2 {
             // SAFETY: the caller's contract; `newest` means `ptr` is the newest allocation
             // of the current block, aligned for `new`, and the block has no room.
             if let Some(new_ptr) = unsafe { self.grow_newest(ptr, old, new) } {
