@@ -74,6 +74,11 @@ impl Buddy {
             .is_some_and(|order| self.free[order..].iter().any(|set| !set.is_empty()))
     }
 
+    /// Size of the largest free block; 0 when none is free.
+    pub(crate) fn largest_free(&self) -> usize {
+        self.free.iter().rposition(|set| !set.is_empty()).map_or(0, |k| self.order_size(k))
+    }
+
     /// Takes a free block of `size` bytes (a power of two, at least the minimum) and
     /// returns its offset, or `None` when no free block is large enough.
     pub(crate) fn alloc(&mut self, size: usize) -> Option<usize> {
@@ -346,8 +351,10 @@ mod tests {
         assert_eq!(b.alloc(1 << 12), Some(0));
         // Lowest first would give 4K at 4K, whose buddy is lent; growable takes the free
         // upper half (512K at 512K) and cuts 4K from its bottom.
+        assert_eq!(b.largest_free(), 1 << 19);
         let grow = b.alloc_growable(1 << 12).unwrap();
         assert_eq!(grow, 1 << 19);
+        assert_eq!(b.largest_free(), 1 << 18, "the lower half stays whole");
         assert!(b.extend(grow, 1 << 12, 1 << 19), "every buddy up to 512K is free");
         assert!(!b.extend(grow, 1 << 19, 1 << 20), "but not beyond the region");
         b.check().unwrap();

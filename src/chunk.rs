@@ -16,6 +16,23 @@
 //!   knows every large block's range), never by the layout the caller passes: after a
 //!   `shrink` a large allocation may have any size. Shrinking one to size zero gives its
 //!   block back at once (a zero-size allocation owns nothing).
+//! - **A growing newest allocation** (a `Vec` pushed to megabytes) in a [`Chunk`], from half
+//!   a first block's size on: when it outgrows the current block, the block itself grows
+//!   in place over its free buddies ([`Pool::extend`]), so the vector stays on the fast
+//!   path and does not move. The first block while it is a first block's size is the
+//!   exception: those are what the threads' local slots recycle, and one grown would
+//!   leave the slot for the shards. (Smaller growth moves to an ordinary successor, which
+//!   the thread's shard provides without the pool's lock that growing in place takes.)
+//!   When the block cannot grow, the allocation moves to a successor sized for it (at
+//!   least the next successor's size) taken with [`Pool::acquire_growable`], cut where
+//!   its buddies are free, so that the next growths are in place again; from
+//!   [`GROWABLE_NEWEST`] on, it moves to a large block taken the same way instead, which
+//!   grows in place over its buddies in turn and, unlike a regular block, goes back to the
+//!   pool if the data moves on (a regular block keeps the copy left behind: up to half
+//!   of it). Where the pool has free room, a vector pushed to megabytes moves once or
+//!   twice in all, instead of at every doubling. A [`SyncChunk`]'s blocks never grow (other threads read their size
+//!   without a lock): its newest allocation moves through successors, then to a growable
+//!   large block from [`GROWABLE_NEWEST`] on.
 //! - **Reset** keeps the largest block, large or regular, as the only regular block.
 //! - **Checkpoints: nested scopes in one chunk.** A [`Checkpoint`] records the current
 //!   block, its cursor, how many large blocks the chunk had made (each large block's node
@@ -46,7 +63,10 @@
 //! 1. The state's current block and every block reachable from `first` through `next` are
 //!    live regular blocks lent to this chunk by `pool`, each starting with an initialised
 //!    header whose `size` is the block's size; the chain ends at the current block (its
-//!    `next` is null). A header is initialised before it is linked or made current.
+//!    `next` is null). A header is initialised before it is linked or made current. A
+//!    `Chunk`'s current block may grow in place: the pool lends it the buddies above it,
+//!    then `size` and the state's end change together, and the chunk's `held` with them
+//!    (invariant 5); a `SyncChunk`'s sizes never change.
 //! 2. The current block's cursor `c` (in the state) satisfies
 //!    `data_start(current) <= c <= end == current + current.size < bump::MAX_ADDR` (blocks
 //!    lie in top chunks, which end below it); `c` is a multiple of `bump::MIN_ALIGN`; bytes
@@ -87,7 +107,11 @@ pub(crate) struct BlockHeader {
     /// The successor block; null for the current block. Written once (`Release`), when the
     /// successor is installed, after the successor's header is initialised.
     next: AtomicPtr<BlockHeader>,
-    /// Size of the block in bytes, header included. Immutable.
+    /// Size of the block in bytes, header included. Immutable for a [`SyncChunk`] (its
+    /// threads read it without a lock). A [`Chunk`] may grow its current block in place
+    /// over free buddies ([`ProcessChunk::grow_current`]): only then does `size` change, on
+    /// the slow path, written through the raw pointer while no reference to the header is
+    /// alive, together with the state's end of the block (invariant 2).
     size: usize,
     /// The block's cursor: the address of its next free byte. A [`SyncChunk`] bumps it
     /// directly; a [`Chunk`] keeps the current block's cursor in the chunk and writes it
@@ -97,11 +121,11 @@ pub(crate) struct BlockHeader {
 
 const HEADER: usize = size_of::<BlockHeader>();
 
-/// From this size on, the newest allocation of a full block that grows moves to a block
-/// that can grow in place ([`Pool::acquire_growable`]) rather than to a successor. Smaller
-/// ones keep growing on the fast path in successors: growth in a large block takes the
-/// slow path, which would cost a vector grown by `reserve_exact(1)` more than the copies
-/// it saves.
+/// From this size on, the newest allocation of a full block that grows (and, in a
+/// [`Chunk`], cannot grow its block in place) moves to a large block that can grow in
+/// place ([`Pool::acquire_growable`]) rather than to a successor. Smaller ones keep
+/// growing on the fast path in successors: growth in a large block takes the slow path,
+/// which would cost a vector grown by `reserve_exact(1)` more than the copies it saves.
 const GROWABLE_NEWEST: usize = 128 * 1024;
 
 /// Where a large block is recorded; allocated in the chunk's regular blocks.
@@ -734,6 +758,14 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
     /// it current. Called under [`StateOps::slow`].
     fn push_successor(&self, size: usize, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let block = self.pool.acquire(size, false)?;
+        Ok(self.install_successor(block, layout))
+    }
+
+    /// Makes `block` (fresh from the pool, large enough for `layout` after a header) the
+    /// current block, linked from the old one, with `layout` allocated at its start. Called
+    /// under [`StateOps::slow`].
+    fn install_successor(&self, block: Block, layout: Layout) -> NonNull<u8> {
+        let size = block.size;
         let header = new_header(block);
         let start = data_start(header);
         let (from, to) =
@@ -748,7 +780,7 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         // new header is initialised before this `Release` publishes it.
         unsafe { old.as_ref().next.store(header.as_ptr(), Ordering::Release) };
         self.state.install(old, header, cursor);
-        Ok(ptr)
+        ptr
     }
 
     /// Allocates `layout` in a block of its own, recorded in a node in the bump memory;
@@ -759,10 +791,33 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         page: usize,
         growable: bool,
     ) -> Result<NonNull<u8>, AllocError> {
+        let (block, data) = self.take_large(layout, page, growable)?;
+        let node = match self.try_alloc_layout(Layout::new::<LargeNode>()) {
+            Ok(node) => node.cast::<LargeNode>(),
+            Err(err) => {
+                self.pool.release([block], false);
+                self.state.slow(|slow| slow.give_back(block.size));
+                return Err(err);
+            }
+        };
+        // SAFETY: `node` is fresh bump memory sized and aligned for a `LargeNode`.
+        unsafe { self.record_large(node, block, layout.size()) };
+        Ok(data)
+    }
+
+    /// Takes a block of its own for `layout` (see [`ProcessChunk::alloc_large`]), counted
+    /// against the limit, and returns it with the address of the data in it; if that
+    /// fails, the chunk has not changed at all. The caller records it
+    /// ([`ProcessChunk::record_large`]) or gives it back.
+    fn take_large(
+        &self,
+        layout: Layout,
+        page: usize,
+        growable: bool,
+    ) -> Result<(Block, NonNull<u8>), AllocError> {
         let need = bump::large_need(layout, page).ok_or(AllocError)?;
         let size = self.pool.block_size_for(need).ok_or(AllocError)?;
         self.state.slow(|slow| slow.admit(size))?;
-        // Take the block first: if that fails, the chunk has not changed at all.
         let block = if growable {
             self.pool.acquire_growable(size)
         } else {
@@ -778,27 +833,29 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
                 return Err(err);
             }
         };
-        let node = match self.try_alloc_layout(Layout::new::<LargeNode>()) {
-            Ok(node) => node.cast::<LargeNode>(),
-            Err(err) => {
-                self.pool.release([block], false);
-                self.state.slow(|slow| slow.give_back(size));
-                return Err(err);
-            }
-        };
-        self.state.slow(|slow| {
-            slow.taken();
-            slow.large_made += 1;
-            let seq = slow.large_made;
-            // SAFETY: `node` is fresh bump memory sized and aligned for a `LargeNode`.
-            unsafe { node.write(LargeNode { next: slow.large, seq, block, used: layout.size() }) };
-            slow.large = Some(node);
-        });
         let pad = bump::padding(block.ptr.addr().get(), layout.align());
         // SAFETY: `large_need` reserved room for the padding and the size inside the block.
         let data = unsafe { block.ptr.add(pad) };
         asan::unpoison(data, layout.size());
-        Ok(data)
+        Ok((block, data))
+    }
+
+    /// Links `block`, taken by [`ProcessChunk::take_large`] and holding an allocation of
+    /// `used` bytes, into the large list, recorded in `node`.
+    ///
+    /// # Safety
+    ///
+    /// `node` must be fresh bump memory of this chunk sized and aligned for a `LargeNode`.
+    unsafe fn record_large(&self, node: NonNull<LargeNode>, block: Block, used: usize) {
+        self.state.slow(|slow| {
+            slow.taken();
+            slow.large_made += 1;
+            let seq = slow.large_made;
+            // SAFETY: `node` is fresh bump memory sized and aligned for a `LargeNode`
+            // (caller).
+            unsafe { node.write(LargeNode { next: slow.large, seq, block, used }) };
+            slow.large = Some(node);
+        });
     }
 
     /// Runs `f` on the large node whose block holds the allocation of `size` bytes at
@@ -929,6 +986,16 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         aligned: bool,
         newest: bool,
     ) -> Result<NonNull<u8>, AllocError> {
+        // Smaller growth moves to an ordinary successor, which the thread's shard provides
+        // without the pool's lock (growing a block in place, or cutting a growable one,
+        // takes it).
+        if newest && !K::SHARED && new.size() >= self.pool.first_block_size() / 2 {
+            // SAFETY: the caller's contract; `newest` means `ptr` is the newest allocation
+            // of the current block, aligned for `new`, and the block has no room.
+            if let Some(new_ptr) = unsafe { self.grow_newest(ptr, old, new) } {
+                return Ok(new_ptr);
+            }
+        }
         let addr = ptr.addr().get();
         let mut large = false;
         if aligned {
@@ -971,6 +1038,11 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         // large block costs little next to the copies it saves.
         let growing = large || (newest && new.size() >= GROWABLE_NEWEST);
         if growing && new.size() >= self.pool.first_block_size() {
+            if newest && !K::SHARED && old.size() >= size_of::<LargeNode>() {
+                // SAFETY: the caller's contract, and `newest`: `ptr` is the newest
+                // allocation of the current block.
+                return unsafe { self.move_newest_to_large(ptr, old, new) };
+            }
             if let Ok(new_ptr) = self.alloc_large(new, os::page_size(), true) {
                 // SAFETY: the caller's contract is `move_to`'s.
                 unsafe { self.move_to(ptr, old, new_ptr, new) };
@@ -979,6 +1051,141 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         }
         // SAFETY: the caller's contract is `relocate`'s.
         unsafe { self.relocate(ptr, old, new) }
+    }
+
+    /// A [`Chunk`]'s newest allocation outgrew its block: grows the block in place
+    /// ([`ProcessChunk::grow_current`]), else moves the allocation to a successor sized
+    /// for it and cut where it can grow in place in turn. `None`, with nothing changed,
+    /// when the allocation is [`GROWABLE_NEWEST`] or more (it moves to a growable large
+    /// block), or neither worked (the chunk's limit, the pool's, or the OS): `grow_slow`
+    /// goes on as for a `SyncChunk`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`ProcessChunk::grow`]; moreover `ptr` is the newest allocation of the
+    /// current block, is aligned for `new`, and the block has no room for `new`.
+    unsafe fn grow_newest(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Option<NonNull<u8>> {
+        let current = self.state.current();
+        // SAFETY: the current block has an initialised header (invariant 1).
+        let size = unsafe { current.as_ref().size };
+        // `ptr` lies in the current block (it is its newest allocation).
+        let need = (ptr.addr().get() - current.addr().get()).checked_add(new.size())?;
+        let grown = self.pool.block_size_for(bump::footprint(need))?;
+        if size != self.pool.first_block_size() && self.grow_current(current, size, grown) {
+            match self.state.resize(ptr, old.size(), new.size()) {
+                Resize::Done => return Some(ptr),
+                Resize::NoRoom | Resize::NotNewest => {
+                    unreachable!("perfloc bug: a block grown for an allocation cannot hold it")
+                }
+            }
+        }
+        if new.size() >= GROWABLE_NEWEST {
+            // Big enough for a block of its own, which goes back to the pool when the data
+            // moves on, where a regular block would keep the copy: `grow_slow` does it.
+            return None;
+        }
+        let new_ptr = self.push_growable_successor(new).ok()?;
+        // SAFETY: the caller's contract; `new_ptr` is a fresh allocation of `new`.
+        unsafe { self.move_to(ptr, old, new_ptr, new) };
+        Some(new_ptr)
+    }
+
+    /// Moves the newest allocation of a [`Chunk`]'s current block to a growable large block
+    /// and gives its bytes in the current block back, which the large block's node then
+    /// takes: unlike [`ProcessChunk::alloc_large`] then a move (whose node, allocated after
+    /// the data, would keep the old copy from being rewound), nothing is left behind.
+    /// Falls back to [`ProcessChunk::relocate`] if no large block can be had.
+    ///
+    /// # Safety
+    ///
+    /// As for [`ProcessChunk::grow`]; moreover `ptr` is the newest allocation of the
+    /// current block, of at least `size_of::<LargeNode>()` bytes.
+    unsafe fn move_newest_to_large(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<u8>, AllocError> {
+        debug_assert!(!K::SHARED && old.size() >= size_of::<LargeNode>());
+        let Ok((block, data)) = self.take_large(new, os::page_size(), true) else {
+            // SAFETY: the caller's contract is `relocate`'s.
+            return unsafe { self.relocate(ptr, old, new) };
+        };
+        // SAFETY: the old allocation is live (caller) and the block is fresh, so they are
+        // distinct; each holds at least `old.size()` bytes (`new` is larger).
+        unsafe { ptr::copy_nonoverlapping(ptr.as_ptr(), data.as_ptr(), old.size()) };
+        let rewound = self.state.rewind(ptr, old.size());
+        debug_assert!(rewound, "the newest allocation is rewound");
+        // The cursor is back at `ptr`, a multiple of `MIN_ALIGN` (so aligned for a node),
+        // with at least `footprint(old.size())` bytes of room after it: a node fits there.
+        let node = self
+            .state
+            .bump(Layout::new::<LargeNode>())
+            .expect("perfloc bug: a rewound allocation's room holds a large node");
+        // SAFETY: `node` is fresh bump memory sized and aligned for a `LargeNode`.
+        unsafe { self.record_large(node.cast(), block, new.size()) };
+        Ok(data)
+    }
+
+    /// Grows `current`, the current block of `size` bytes, in place to `grown` bytes (a
+    /// larger power of two) over its free buddies, within the chunk's limit; false, with
+    /// nothing changed, when it cannot. Only for a [`Chunk`] (see [`BlockHeader::size`]).
+    fn grow_current(&self, current: NonNull<BlockHeader>, size: usize, grown: usize) -> bool {
+        debug_assert!(!K::SHARED && grown > size);
+        let more = grown - size;
+        self.state.slow(|slow| {
+            if slow.admit(more).is_err() {
+                return false;
+            }
+            if !self.pool.extend(Block { ptr: current.cast(), size }, grown) {
+                slow.give_back(more);
+                return false;
+            }
+            slow.taken();
+            // SAFETY: `current` is a live block of this chunk with an initialised header
+            // (invariant 1), and the pool has just lent the chunk its bytes up to `grown`.
+            // No reference to the header is alive (they are all temporaries), and a `Chunk`
+            // is `!Sync`: nothing else reads `size` now. The state's end follows at once
+            // (invariant 2).
+            unsafe { (*current.as_ptr()).size = grown };
+            self.state.grown(current);
+            // The new bytes are not handed out yet (invariant 2).
+            asan::poison(block_end(current.cast(), size), more);
+            true
+        })
+    }
+
+    /// Allocates `layout` at the start of a new successor block sized for it (at least the
+    /// next successor's size) and cut by [`Pool::acquire_growable`], so that its buddies
+    /// stay free for [`ProcessChunk::grow_current`]. Within the chunk's limit; with
+    /// nothing changed on failure.
+    fn push_growable_successor(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        let need = bump::regular_need(HEADER, layout, os::page_size()).ok_or(AllocError)?;
+        let size = self.pool.block_size_for(need).ok_or(AllocError)?;
+        self.state.slow(|slow| {
+            let next = slow.next_size;
+            let size = size.max(next);
+            slow.admit(size)?;
+            match self.pool.acquire_growable(size) {
+                Ok(block) => {
+                    slow.taken();
+                    if size == next {
+                        slow.next_size = next.saturating_mul(2).min(MAX_SIZE);
+                    }
+                    Ok(self.install_successor(block, layout))
+                }
+                Err(AllocError) => {
+                    slow.give_back(size);
+                    slow.refusal = Some(Refusal::Pool(size));
+                    Err(AllocError)
+                }
+            }
+        })
     }
 
     /// Shrinks in place when the alignment allows, else moves; see the `Allocator` impl.

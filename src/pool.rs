@@ -557,17 +557,28 @@ impl Pool {
             let mut guard = self.lock();
             let state = &mut *guard;
             state.lock_calls += 1;
-            // A growing allocation prefers a top chunk with room to double in place.
-            let roomy = size
-                .checked_mul(2)
-                .filter(|_| growable)
-                .and_then(|twice| state.top_chunks.iter().position(|top| top.can_hold(twice)));
+            // A growing allocation goes to the top chunk with the largest free block (the
+            // oldest of equals), if it can double there; its bottom is cut for it, so that
+            // it can grow in place as far as possible.
+            let roomy = size.checked_mul(2).filter(|_| growable).and_then(|twice| {
+                let (index, top) = state
+                    .top_chunks
+                    .iter()
+                    .enumerate()
+                    .rev()
+                    .max_by_key(|(_, top)| top.largest_free())?;
+                (top.largest_free() >= twice).then_some(index)
+            });
             let found =
                 roomy.or_else(|| state.top_chunks.iter().position(|top| top.can_hold(size)));
             let mapped = found.is_none();
+            // A new top chunk for a growing allocation has room for it to double twice (its
+            // data moved here because it outgrew a block: it is likely to go on), if the
+            // pool's limit allows. Only mapped, so the pages it never touches cost nothing.
+            let wish = if growable { size.saturating_mul(4) } else { size };
             let index = match found {
                 Some(index) => index,
-                None => match self.map_top_chunk(state, size) {
+                None => match self.map_top_chunk(state, size, wish) {
                     Ok(index) => index,
                     // Free blocks that another thread is purging come back in a moment:
                     // wait for them rather than fail.
@@ -708,22 +719,27 @@ impl Pool {
         any
     }
 
-    /// Maps a new top chunk that can hold a block of `block_size` bytes, appends it and
-    /// returns its index.
+    /// Maps a new top chunk that can hold a block of `block_size` bytes (`wish` bytes if the
+    /// limit allows), appends it and returns its index.
     ///
     /// Regular size: the next in the doubling sequence, which advances with every mapping.
     /// A request larger than that gets a top chunk of its own size, which does not become
     /// the base of the sequence. Within `limit`, a smaller
     /// top chunk is mapped when the regular one would not fit; if the OS refuses the chosen
     /// size, the smallest that holds the block is tried once more.
-    fn map_top_chunk(&self, state: &mut PoolState, block_size: usize) -> Result<usize, AllocError> {
+    fn map_top_chunk(
+        &self,
+        state: &mut PoolState,
+        block_size: usize,
+        wish: usize,
+    ) -> Result<usize, AllocError> {
         let page = crate::os::page_size();
         let smallest = block_size.max(page);
         let room = self.config.limit.saturating_sub(state.mapped_bytes);
         if smallest > room {
             return Err(AllocError);
         }
-        let mut size = state.next_top_size.max(smallest);
+        let mut size = state.next_top_size.max(smallest).max(wish);
         if size > room {
             // Largest power of two within the limit; at least `smallest`, checked above.
             size = 1 << room.ilog2();

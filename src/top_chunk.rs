@@ -110,6 +110,11 @@ impl TopChunk {
         self.buddy.can_hold(size)
     }
 
+    /// Size of the largest free block; 0 when none is free.
+    pub(crate) fn largest_free(&self) -> usize {
+        self.buddy.largest_free()
+    }
+
     /// True when the block of `size` bytes at `ptr` lies inside a free block.
     pub(crate) fn is_free(&self, ptr: NonNull<u8>, size: usize) -> bool {
         self.offset_of(ptr).is_some_and(|offset| self.buddy.is_free(offset, size))

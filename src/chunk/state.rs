@@ -166,14 +166,21 @@ pub(crate) trait StateOps {
 
     /// Runs `f` with exclusive access to the slow-path state. `f` must not call `slow`
     /// again, directly or through a chunk method other than [`StateOps::bump`],
-    /// [`StateOps::has_room`] and [`StateOps::install`]; in particular it must not allocate in the
-    /// chunk (it may bump with [`StateOps::bump`] and take blocks from the pool).
+    /// [`StateOps::has_room`], [`StateOps::install`] and [`StateOps::grown`]; in particular
+    /// it must not allocate in the chunk (it may bump with [`StateOps::bump`] and take
+    /// blocks from the pool).
     fn slow<R>(&self, f: impl FnOnce(&mut Slow) -> R) -> R;
 
     /// Makes `new` (a fresh block whose header's `next` is null, already linked from `old`)
     /// the current block, with its cursor at `cursor` (past the allocation that needed it).
     /// Called only from within [`StateOps::slow`], with `old` the current block.
     fn install(&self, old: NonNull<BlockHeader>, new: NonNull<BlockHeader>, cursor: NonNull<u8>);
+
+    /// The current block `header` has just grown in place (its header's `size` is larger
+    /// now): the end of the room moves with it. Called only from within
+    /// [`StateOps::slow`], and only for a kind whose blocks may grow (`!SHARED`: a
+    /// `SyncChunk`'s threads read `size` without the lock, so its blocks never grow).
+    fn grown(&self, header: NonNull<BlockHeader>);
 }
 
 /// The bump state of a [`Chunk`](crate::Chunk): plain `Cell`s, so the chunk is `!Sync`.
@@ -316,6 +323,14 @@ impl StateOps for LocalBump {
         self.current.set(new);
         self.ptr.set(cursor);
         self.end.set(block_end(new.cast(), size));
+    }
+
+    fn grown(&self, header: NonNull<BlockHeader>) {
+        debug_assert!(header == self.current.get(), "only the current block grows");
+        // SAFETY: the current block has an initialised header (chunk invariant 1), whose
+        // `size` the caller has just made the block's new size.
+        let size = unsafe { header.as_ref().size };
+        self.end.set(block_end(header.cast(), size));
     }
 }
 
@@ -485,5 +500,9 @@ impl StateOps for SharedBump {
         h.cursor.store(cursor.addr().get(), Ordering::Relaxed);
         // Publishes the header (and the reservation in it) to threads that load `current`.
         self.current.store(new.as_ptr(), Ordering::Release);
+    }
+
+    fn grown(&self, _header: NonNull<BlockHeader>) {
+        unreachable!("perfloc bug: a SyncChunk's blocks never grow in place");
     }
 }
