@@ -30,9 +30,9 @@
 //!   grows in place over its buddies in turn and, unlike a regular block, goes back to the
 //!   pool if the data moves on (a regular block keeps the copy left behind: up to half
 //!   of it). Where the pool has free room, a vector pushed to megabytes moves once or
-//!   twice in all, instead of at every doubling. A [`SyncChunk`]'s blocks never grow (other threads read their size
-//!   without a lock): its newest allocation moves through successors, then to a growable
-//!   large block from [`GROWABLE_NEWEST`] on.
+//!   twice in all, instead of at every doubling. A [`SyncChunk`]'s blocks never grow
+//!   (other threads read their size without a lock): its newest allocation moves through
+//!   successors, then to a growable large block from [`GROWABLE_NEWEST`] on.
 //! - **Reset** keeps the largest block, large or regular, as the only regular block.
 //! - **Checkpoints: nested scopes in one chunk.** A [`Checkpoint`] records the current
 //!   block, its cursor, how many large blocks the chunk had made (each large block's node
