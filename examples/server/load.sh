@@ -5,7 +5,7 @@
 # rounds (default 3), every contender once per round (warm-up, calm, spike, calm again),
 # the order rotated per round; the report shows medians over the rounds and their spread.
 #
-#   # The full run, report in docs/: 3 rounds x 4 contenders x ~37 s, about 7.5 min.
+#   # The full run, report in docs/: 3 rounds x 4 contenders x ~35 s, about 7 min.
 #   bash examples/server/load.sh
 #   # A quick check that it works.
 #   bash examples/server/load.sh --rounds 1 --phase-secs 3 --warmup-secs 1 --out /tmp/load

@@ -9,7 +9,7 @@
 //! (the first round) and `server-latency.svg` (medians).
 //!
 //! ```sh
-//! # The full run: 3 rounds × 4 contenders × ~37 s ≈ 7.5 min; builds, installs wrk if missing.
+//! # The full run: 3 rounds × 4 contenders × ~37 s ≈ 7 min; builds, installs wrk if missing.
 //! bash examples/server/load.sh
 //! # A quick check that it works.
 //! bash examples/server/load.sh --rounds 1 --phase-secs 3 --warmup-secs 1 --out /tmp/load

@@ -16,7 +16,7 @@ contender r mod k). Writes server.md (medians over the rounds, their range, and 
 round's calm requests/s), server.json (every round's raw results), server-rss.svg (the first
 round) and server-latency.svg (medians) into --out.
 
-The full run (3 rounds x 4 contenders x ~37 s, about 7.5 min):
+The full run (3 rounds x 4 contenders x ~35 s, about 7 min):
   bash examples/server/load.sh
 A quick check that it works (under a minute):
   bash examples/server/load.sh --rounds 1 --phase-secs 3 --warmup-secs 1 --out /tmp/load
