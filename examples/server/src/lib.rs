@@ -16,6 +16,7 @@
 
 pub mod bodies;
 pub mod body;
+pub mod contenders;
 pub mod request;
 pub mod score;
 pub mod service;

@@ -22,14 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 
 use perfloc_server::bodies::{self, Kind};
-
-/// The contenders, as the load driver runs them: (name, binary, handler).
-const CONTENDERS: [(&str, &str, &str); 4] = [
-    ("glibc", "server-glibc", "global"),
-    ("jemalloc", "server-jemalloc", "global"),
-    ("mimalloc", "server-mimalloc", "global"),
-    ("perfloc", "server-glibc", "chunk"),
-];
+use perfloc_server::contenders::CONTENDERS;
 
 /// Requests sent before the counted ones, in both runs (caches, pools and thread-local
 /// state warm).
@@ -61,9 +54,10 @@ fn main() -> ExitCode {
     let bodies: Vec<String> =
         (0..bodies::BODIES_PER_KIND).map(|index| bodies::body(Kind::Calm, index)).collect();
     let mut rows = Vec::new();
-    for (name, binary, handler) in CONTENDERS {
+    for contender in &CONTENDERS {
+        let (name, handler) = (contender.name, contender.handler);
         let count = |n| {
-            let run = Run { binary: bin_dir.join(binary), handler, requests: n };
+            let run = Run { binary: bin_dir.join(contender.binary), handler, requests: n };
             run.counts(&bodies).map_err(|err| format!("{name}, {n} requests: {err}"))
         };
         match count(requests).and_then(|first| Ok((first, count(2 * requests)?))) {

@@ -7,24 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// One allocator set-up under test: which server binary, with which handler.
-#[derive(Debug, PartialEq)]
-pub struct Contender {
-    /// The name in the report.
-    pub name: &'static str,
-    /// The server binary, next to this driver in the target directory.
-    pub binary: &'static str,
-    /// The server's `--handler`.
-    pub handler: &'static str,
-}
-
-/// Every contender, in the order they run and appear in the report.
-pub const CONTENDERS: [Contender; 4] = [
-    Contender { name: "glibc", binary: "server-glibc", handler: "global" },
-    Contender { name: "jemalloc", binary: "server-jemalloc", handler: "global" },
-    Contender { name: "mimalloc", binary: "server-mimalloc", handler: "global" },
-    Contender { name: "perfloc", binary: "server-glibc", handler: "chunk" },
-];
+pub use perfloc_server::contenders::{CONTENDERS, Contender};
 
 /// How long a server may take to say `listening on`.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
