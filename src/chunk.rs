@@ -730,23 +730,7 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
                 let within = 1usize.checked_shl(slow.room().checked_ilog2()?).unwrap_or(0);
                 within.max(self.pool.block_size_for(need).unwrap_or(usize::MAX))
             };
-            if let Err(err) = slow.admit(size) {
-                return Some(Err(err));
-            }
-            let result = self.push_successor(size, layout);
-            match result {
-                Ok(_) => {
-                    slow.taken();
-                    if size == next {
-                        slow.next_size = next.saturating_mul(2).min(MAX_SIZE);
-                    }
-                }
-                Err(AllocError) => {
-                    slow.give_back(size);
-                    slow.refusal = Some(Refusal::Pool(size));
-                }
-            }
-            Some(result)
+            Some(self.push_successor(slow, size, layout, false))
         });
         match regular {
             Some(result) => result,
@@ -754,11 +738,39 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         }
     }
 
-    /// Takes a successor block of `size` bytes, allocates `layout` at its start and makes
-    /// it current. Called under [`StateOps::slow`].
-    fn push_successor(&self, size: usize, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        let block = self.pool.acquire(size, false)?;
-        Ok(self.install_successor(block, layout))
+    /// Takes a successor block of `size` bytes within the chunk's limit (`growable`: cut by
+    /// [`Pool::acquire_growable`]), allocates `layout` at its start and makes it current;
+    /// the successor after it doubles if this one had the doubled size. With nothing
+    /// changed on failure but the refusal recorded. Called under [`StateOps::slow`], with
+    /// its state as `slow`.
+    fn push_successor(
+        &self,
+        slow: &mut state::Slow,
+        size: usize,
+        layout: Layout,
+        growable: bool,
+    ) -> Result<NonNull<u8>, AllocError> {
+        slow.admit(size)?;
+        match self.take_block(size, growable) {
+            Ok(block) => {
+                slow.taken();
+                if size == slow.next_size {
+                    slow.next_size = size.saturating_mul(2).min(MAX_SIZE);
+                }
+                Ok(self.install_successor(block, layout))
+            }
+            Err(AllocError) => {
+                slow.give_back(size);
+                slow.refusal = Some(Refusal::Pool(size));
+                Err(AllocError)
+            }
+        }
+    }
+
+    /// A block of `size` bytes from the pool for this chunk (not a first block); `growable`:
+    /// cut where its buddies are free, to grow in place later ([`Pool::acquire_growable`]).
+    fn take_block(&self, size: usize, growable: bool) -> Result<Block, AllocError> {
+        if growable { self.pool.acquire_growable(size) } else { self.pool.acquire(size, false) }
     }
 
     /// Makes `block` (fresh from the pool, large enough for `layout` after a header) the
@@ -818,12 +830,7 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         let need = bump::large_need(layout, page).ok_or(AllocError)?;
         let size = self.pool.block_size_for(need).ok_or(AllocError)?;
         self.state.slow(|slow| slow.admit(size))?;
-        let block = if growable {
-            self.pool.acquire_growable(size)
-        } else {
-            self.pool.acquire(size, false)
-        };
-        let block = match block {
+        let block = match self.take_block(size, growable) {
             Ok(block) => block,
             Err(err) => {
                 self.state.slow(|slow| {
@@ -1168,23 +1175,8 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         let need = bump::regular_need(HEADER, layout, os::page_size()).ok_or(AllocError)?;
         let size = self.pool.block_size_for(need).ok_or(AllocError)?;
         self.state.slow(|slow| {
-            let next = slow.next_size;
-            let size = size.max(next);
-            slow.admit(size)?;
-            match self.pool.acquire_growable(size) {
-                Ok(block) => {
-                    slow.taken();
-                    if size == next {
-                        slow.next_size = next.saturating_mul(2).min(MAX_SIZE);
-                    }
-                    Ok(self.install_successor(block, layout))
-                }
-                Err(AllocError) => {
-                    slow.give_back(size);
-                    slow.refusal = Some(Refusal::Pool(size));
-                    Err(AllocError)
-                }
-            }
+            let size = size.max(slow.next_size);
+            self.push_successor(slow, size, layout, true)
         })
     }
 
