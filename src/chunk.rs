@@ -281,6 +281,7 @@ unsafe impl<K: BumpState> Send for ProcessChunk<'_, K> {}
 unsafe impl Sync for SyncChunk<'_> {}
 
 impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
+    #[inline]
     pub(crate) fn new(pool: &'pool Pool) -> Result<Self, AllocError> {
         let size = pool.first_block_size();
         let block = pool.acquire(size, true)?;
@@ -1263,7 +1264,15 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
 
 impl<K: BumpState> Drop for ProcessChunk<'_, K> {
     fn drop(&mut self) {
-        self.pool.release(self.blocks(), true);
+        // SAFETY: the first block is a chain block with an initialised header (invariant
+        // 1); the chunk is ours alone (`&mut self`).
+        let first = unsafe { self.first.as_ref() };
+        if self.state.slow_mut().large.is_none() && first.next.load(Ordering::Acquire).is_null() {
+            // The usual scope's: its first block alone, without the walk of `blocks`.
+            self.pool.release([Block { ptr: self.first.cast(), size: first.size }], true);
+        } else {
+            self.pool.release(self.blocks(), true);
+        }
     }
 }
 

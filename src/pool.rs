@@ -292,6 +292,7 @@ impl Pool {
     /// assert!(pool.try_chunk().is_ok(), "their memory is reused");
     /// # Ok::<(), perfloc::ConfigError>(())
     /// ```
+    #[inline]
     pub fn try_chunk(&self) -> Result<Chunk<'_>, AllocError> {
         Chunk::new(self)
     }
@@ -496,14 +497,19 @@ impl Pool {
     }
 
     /// Lends a block of `size` bytes (a power of two, at least `first_block_size`), from
-    /// the thread's shard if it has one, else from the top chunks. `opens_chunk` counts a
-    /// new live chunk.
+    /// the thread's local slot (a chunk's first block), its shard, or the top chunks.
+    /// `opens_chunk` counts a new live chunk.
+    ///
+    /// Inline, only the local slot: a scope's first block comes from there in steady state,
+    /// and the rest ([`Pool::acquire_shared`]) kept out of line does not make every scope
+    /// pay its register saves.
+    #[inline]
     pub(crate) fn acquire(&self, size: usize, opens_chunk: bool) -> Result<Block, AllocError> {
         debug_assert!(size.is_power_of_two() && size >= self.config.first_block_size);
         #[cfg(not(loom))]
         if opens_chunk && size == self.config.first_block_size {
             let local = self.with_local(|slot| {
-                let ptr = slot.pop(size);
+                let ptr = slot.pop();
                 if ptr.is_some() {
                     slot.count(1);
                 }
@@ -513,6 +519,12 @@ impl Pool {
                 return Ok(Block { ptr, size });
             }
         }
+        self.acquire_shared(size, opens_chunk)
+    }
+
+    /// [`Pool::acquire`] past the local slot: the thread's shard, else the top chunks.
+    #[inline(never)]
+    fn acquire_shared(&self, size: usize, opens_chunk: bool) -> Result<Block, AllocError> {
         let class = self.class_of(size);
         if class.is_some() || opens_chunk {
             let mut cache = self.shard().lock_counted();
@@ -626,10 +638,15 @@ impl Pool {
         true
     }
 
-    /// Takes back blocks lent by [`Pool::acquire`]: into the thread's shard while it has
-    /// room, the rest into the top chunks. No system call is made (but for downsizing).
+    /// Takes back blocks lent by [`Pool::acquire`]: first blocks into the thread's local
+    /// slot while it has room, the rest into the thread's shard while it has room, the
+    /// rest into the top chunks. No system call is made (but for downsizing).
     /// `closes_chunk` counts a dropped chunk. `blocks` must read every link it follows
     /// before yielding the block holding it.
+    ///
+    /// Inline, only the local slot (as for [`Pool::acquire`]); the rest is
+    /// [`Pool::release_shared`], out of line.
+    #[inline]
     pub(crate) fn release(&self, blocks: impl IntoIterator<Item = Block>, closes_chunk: bool) {
         #[cfg(not(loom))]
         let (blocks, policy_turn) = {
@@ -662,6 +679,18 @@ impl Pool {
         };
         #[cfg(loom)]
         let policy_turn = false;
+        self.release_shared(blocks.into_iter(), closes_chunk, policy_turn);
+    }
+
+    /// [`Pool::release`] past the local slot: the thread's shard, the top chunks, and the
+    /// downsizing policy when it is due or it is `policy_turn`.
+    #[inline(never)]
+    fn release_shared(
+        &self,
+        blocks: impl Iterator<Item = Block>,
+        closes_chunk: bool,
+        policy_turn: bool,
+    ) {
         let budget = self.shard_budget();
         let mut rest = Vec::new();
         let policy_due = {

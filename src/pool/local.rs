@@ -13,8 +13,8 @@
 //!   never outlives its meaning: a dropped pool's number never comes back). The pool keeps
 //!   the same slots in a registry (`Arc`s), for its stats and to take blocks back.
 //! - **Owner-only fields.** While the owner thread lives, only it reads and writes the
-//!   slot's blocks; it publishes the chunk count and the cached bytes with plain atomic
-//!   stores (`load` then `store`, no read-modify-write), which others only read.
+//!   slot's blocks; it publishes the chunk count and the number of blocks held with plain
+//!   atomic stores (`load` then `store`, no read-modify-write), which others only read.
 //! - **Taking blocks back.** A trim or a shortage ([`Pool::reclaim_locals`]) empties the
 //!   calling thread's own slot, takes the blocks of slots whose owner has exited, and
 //!   raises the pool's flush epoch; every other owner hands its blocks back at its next
@@ -31,6 +31,7 @@
 #![cfg_attr(loom, allow(dead_code))]
 
 use core::cell::{Cell, RefCell, UnsafeCell};
+use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -42,10 +43,12 @@ pub(crate) const LOCAL_BLOCKS: usize = 2;
 
 /// One thread's slot in one pool; see the module docs.
 pub(crate) struct LocalSlot {
-    /// Free first blocks, `blocks[..len]`. Owner-only while `gone` is false; after, the
-    /// pool's, under `gone`'s lock.
-    blocks: UnsafeCell<[Option<NonNull<u8>>; LOCAL_BLOCKS]>,
-    len: UnsafeCell<usize>,
+    /// Free first blocks: `blocks[..len]` are initialised. Owner-only while `gone` is
+    /// false; after, the pool's, under `gone`'s lock.
+    blocks: UnsafeCell<[MaybeUninit<NonNull<u8>>; LOCAL_BLOCKS]>,
+    /// How many blocks are held, at most `LOCAL_BLOCKS`. Written by the owner only (plain
+    /// stores; or by the pool under `gone`'s lock), read by others for the stats.
+    len: AtomicUsize,
     /// The pool's flush epoch when the owner last handed its blocks back. Owner-only.
     epoch: UnsafeCell<u64>,
     /// Releases while the pool had memory to give back, for [`LocalSlot::policy_turn`].
@@ -54,8 +57,6 @@ pub(crate) struct LocalSlot {
     /// Chunks made minus chunks dropped through this slot (negative when chunks made
     /// elsewhere drop here). Written by the owner only, with plain stores.
     chunks: AtomicIsize,
-    /// Bytes of the blocks held, for the stats. Written by the owner only.
-    bytes: AtomicUsize,
     /// The owner thread has exited; set once, under this lock.
     gone: Mutex<bool>,
     /// The pool has dropped; the owner may forget the slot.
@@ -75,12 +76,11 @@ unsafe impl Sync for LocalSlot {}
 impl LocalSlot {
     fn new(epoch: u64) -> Self {
         LocalSlot {
-            blocks: UnsafeCell::new([None; LOCAL_BLOCKS]),
-            len: UnsafeCell::new(0),
+            blocks: UnsafeCell::new([MaybeUninit::uninit(); LOCAL_BLOCKS]),
+            len: AtomicUsize::new(0),
             epoch: UnsafeCell::new(epoch),
             releases: UnsafeCell::new(0),
             chunks: AtomicIsize::new(0),
-            bytes: AtomicUsize::new(0),
             gone: Mutex::new(false),
             dead: AtomicBool::new(false),
         }
@@ -90,27 +90,27 @@ impl LocalSlot {
         self.gone.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Takes a cached block of `size` bytes. Owner-only.
+    /// Takes a cached block. Owner-only.
     #[inline]
-    pub(crate) fn pop(&self, size: usize) -> Option<NonNull<u8>> {
-        // SAFETY: owner-only (see the `Sync` impl): no other reference to these fields.
-        let (blocks, len) = unsafe { (&mut *self.blocks.get(), &mut *self.len.get()) };
-        *len = len.checked_sub(1)?;
-        self.bytes.store(*len * size, Ordering::Relaxed);
-        blocks[*len].take()
+    pub(crate) fn pop(&self) -> Option<NonNull<u8>> {
+        let len = self.len.load(Ordering::Relaxed).checked_sub(1)?;
+        self.len.store(len, Ordering::Relaxed);
+        // SAFETY: owner-only (see the `Sync` impl): no other reference to `blocks`; and
+        // `len < LOCAL_BLOCKS`, the block below the old length, is initialised.
+        Some(unsafe { (*self.blocks.get()).get_unchecked(len).assume_init() })
     }
 
     /// Caches `block` if there is room; returns whether it did. Owner-only.
     #[inline]
     pub(crate) fn push(&self, block: Block) -> bool {
-        // SAFETY: owner-only (see the `Sync` impl): no other reference to these fields.
-        let (blocks, len) = unsafe { (&mut *self.blocks.get(), &mut *self.len.get()) };
-        if *len == LOCAL_BLOCKS {
+        let len = self.len.load(Ordering::Relaxed);
+        if len >= LOCAL_BLOCKS {
             return false;
         }
-        blocks[*len] = Some(block.ptr);
-        *len += 1;
-        self.bytes.store(*len * block.size, Ordering::Relaxed);
+        // SAFETY: owner-only (see the `Sync` impl): no other reference to `blocks`; and
+        // `len < LOCAL_BLOCKS` is in bounds.
+        unsafe { (*self.blocks.get()).get_unchecked_mut(len).write(block.ptr) };
+        self.len.store(len + 1, Ordering::Relaxed);
         true
     }
 
@@ -134,21 +134,19 @@ impl LocalSlot {
     /// Moves the cached blocks (of `size` bytes) into `out`. Owner-only, or with `gone`
     /// seen true under its lock.
     fn take_all(&self, size: usize, out: &mut Vec<Block>) {
-        // SAFETY: the caller has the fields to itself (see the `Sync` impl).
-        let (blocks, len) = unsafe { (&mut *self.blocks.get(), &mut *self.len.get()) };
-        out.extend(
-            blocks[..*len].iter_mut().filter_map(Option::take).map(|ptr| Block { ptr, size }),
-        );
-        *len = 0;
-        self.bytes.store(0, Ordering::Relaxed);
+        self.copy_all(size, out);
+        self.len.store(0, Ordering::Relaxed);
     }
 
     /// Copies the cached blocks into `out`, for the invariant checker. Same rule as
     /// [`LocalSlot::take_all`].
     fn copy_all(&self, size: usize, out: &mut Vec<Block>) {
-        // SAFETY: as for `take_all`; read only.
-        let (blocks, len) = unsafe { (&*self.blocks.get(), *self.len.get()) };
-        out.extend(blocks[..len].iter().flatten().map(|&ptr| Block { ptr, size }));
+        let len = self.len.load(Ordering::Relaxed);
+        // SAFETY: the caller has the fields to itself (see the `Sync` impl), read only;
+        // `blocks[..len]` are initialised (`len <= LOCAL_BLOCKS`).
+        let blocks = unsafe { (*self.blocks.get()).get_unchecked(..len) };
+        // SAFETY: as just said, initialised.
+        out.extend(blocks.iter().map(|ptr| Block { ptr: unsafe { ptr.assume_init() }, size }));
     }
 }
 
@@ -310,12 +308,14 @@ impl Pool {
     /// Live chunks counted by the slots, and the bytes they cache.
     pub(super) fn local_figures(&self) -> (isize, usize) {
         let locals = self.locals();
-        locals.slots.iter().fold((locals.retired_chunks, 0), |(chunks, bytes), slot| {
-            (
-                chunks + slot.chunks.load(Ordering::Relaxed),
-                bytes + slot.bytes.load(Ordering::Relaxed),
-            )
-        })
+        let (chunks, blocks) =
+            locals.slots.iter().fold((locals.retired_chunks, 0), |(chunks, blocks), slot| {
+                (
+                    chunks + slot.chunks.load(Ordering::Relaxed),
+                    blocks + slot.len.load(Ordering::Relaxed),
+                )
+            });
+        (chunks, blocks * self.first_block_size())
     }
 
     /// The blocks of the slots the calling thread may read (its own, and those whose
