@@ -1,7 +1,7 @@
 //! Per-chunk limits: past its limit a chunk's allocations fail with `AllocError`, while the
 //! pool and every other chunk go on; the panicking methods say which limit was hit.
 
-use crate::util::{KIB, MIB, check, intact, limited, patterned, scaled};
+use crate::util::{KIB, MIB, append, append_filled, check, intact, limited, patterned, scaled};
 use allocator_api2::vec::Vec;
 use perfloc::Pool;
 use std::alloc::Layout;
@@ -41,7 +41,7 @@ fn past_its_limit_a_chunk_fails_alone_and_keeps_working() {
     assert!(stats.capacity_bytes <= 256 * KIB && stats.peak_bytes <= 256 * KIB, "{stats:?}");
     // Within the limit the same chunk still works, and what it held is intact.
     v.try_reserve(100 * KIB).expect("within the limit");
-    v.extend(std::iter::repeat_n(7, 100 * KIB));
+    append_filled(&mut v, 7, 100 * KIB);
     assert!(intact(kept, 1));
     // Another chunk of the pool is not affected by the first one's refusals.
     let other = pool.chunk();
@@ -102,10 +102,10 @@ fn a_vector_growing_in_its_large_block_stops_at_the_limit_intact() {
     let chunk = pool.chunk();
     let piece: std::vec::Vec<u8> = (0..4096).map(|i| (i % 251) as u8).collect();
     let mut v: Vec<u8, _> = Vec::new_in(&chunk);
-    // Appended 4 KiB at a time (one copy each, cheap under Miri too); past 128 KiB the
-    // vector grows in a large block that extends in place, each extension admitted.
+    // Appended 4 KiB at a time (one bulk copy each: cheap under Miri too); past 128 KiB
+    // the vector grows in a large block that extends in place, each extension admitted.
     while v.try_reserve(piece.len()).is_ok() {
-        v.extend_from_slice(&piece);
+        append(&mut v, &piece);
         assert!(v.len() <= 8 * MIB, "the limit never stopped it");
     }
     assert!(v.len() >= limit / 4 && v.len() <= limit, "stopped at {}", v.len());

@@ -2,7 +2,9 @@
 //! smaller result), leaks nothing, corrupts nothing, and the pool works again once the
 //! fault clears.
 
-use crate::util::{KIB, MIB, check, fill, intact, patterned, scaled, small_pool};
+use crate::util::{
+    KIB, MIB, all_bytes, append_filled, check, fill, intact, patterned, scaled, small_pool,
+};
 use allocator_api2::vec::Vec as AVec;
 use perfloc::fault_injection::{clear, fail_next_maps, fail_next_purges};
 use perfloc::{Chunk, Pool, SyncChunk};
@@ -185,7 +187,7 @@ fn a_failed_map_leaves_a_sync_chunk_and_a_growing_vector_intact() {
     // Fill the pool's first top chunk so that any further block needs a mapping.
     let others: Vec<Chunk<'_>> = (0..15).map(|_| pool.chunk()).collect();
     let mut v: AVec<u8, &SyncChunk<'_>> = AVec::new_in(&chunk);
-    v.extend_from_slice(&[3; 1000]);
+    append_filled(&mut v, 3, 1000);
     let before = (chunk.stats(), pool.stats().in_use_bytes, pool.stats().mapped_bytes);
     fail_next_maps(u32::MAX);
     assert!(pool.try_sync_chunk().is_err());
@@ -193,11 +195,11 @@ fn a_failed_map_leaves_a_sync_chunk_and_a_growing_vector_intact() {
     assert!(v.try_reserve(64 * KIB).is_err());
     assert!(chunk.try_alloc_layout(Layout::from_size_align(100 * KIB, 8).unwrap()).is_err());
     assert_eq!((chunk.stats(), pool.stats().in_use_bytes, pool.stats().mapped_bytes), before);
-    assert!(v.iter().all(|&b| b == 3), "the vector kept its data");
+    assert!(all_bytes(&v, 3), "the vector kept its data");
     clear();
     v.try_reserve(64 * KIB).expect("works once the fault clears");
-    v.extend_from_slice(&[4; 64 * KIB]);
-    assert!(v[..1000].iter().all(|&b| b == 3) && v[1000..].iter().all(|&b| b == 4));
+    append_filled(&mut v, 4, 64 * KIB);
+    assert!(all_bytes(&v[..1000], 3) && all_bytes(&v[1000..], 4));
     drop(v);
     drop((chunk, others));
     assert_eq!(pool.stats().in_use_bytes, 0, "nothing leaked");

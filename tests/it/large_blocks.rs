@@ -2,7 +2,7 @@
 //! layout the caller passes, so they go back to the pool after any shrink, at every size
 //! around the thresholds; `reset` keeps the largest block, large or not.
 
-use crate::util::{KIB, MIB, check, limited, scaled, small_pool};
+use crate::util::{KIB, MIB, all_bytes, append_filled, check, limited, scaled, small_pool};
 use allocator_api2::alloc::Allocator;
 use allocator_api2::vec::Vec;
 use perfloc::{Chunk, Pool};
@@ -177,16 +177,19 @@ fn reset_keeps_the_largest_block_even_a_large_one() {
 /// Pushes `len` bytes one by one into a fresh `Vec` in `chunk`; returns how many times the
 /// data moved, checking every byte survived each move.
 fn moves_while_pushing(chunk: &Chunk<'_>, len: usize) -> usize {
+    // Byte `i` is `i as u8`: 256 bytes repeated (a bulk copy, fast under Miri).
+    let mut expected = (0..=255u8).collect::<std::vec::Vec<u8>>().repeat(len.div_ceil(256));
+    expected.truncate(len);
     let mut v: Vec<u8, _> = Vec::new_in(chunk);
     let (mut moves, mut at) = (0, v.as_ptr());
-    for i in 0..len {
-        v.push(i as u8);
+    for (i, &byte) in expected.iter().enumerate() {
+        v.push(byte);
         if v.as_ptr() != at {
             if i > 0 {
                 moves += 1;
             }
             at = v.as_ptr();
-            assert!(v.iter().enumerate().all(|(j, &b)| b == j as u8), "data moved intact");
+            assert!(v[..] == expected[..v.len()], "data moved intact");
         }
     }
     moves
@@ -240,14 +243,14 @@ fn roomy_pool(chunk_limit: Option<usize>) -> Pool {
     .expect("valid settings")
 }
 
-/// Pushes `byte` in steps of 1 KiB until `v` holds `len` bytes (a `Vec` doubles its
+/// Appends `byte` in steps of 1 KiB until `v` holds `len` bytes (a `Vec` doubles its
 /// capacity as it goes); returns how many times the data moved.
 fn grow_to(v: &mut Vec<u8, &Chunk<'_>>, len: usize, byte: u8) -> usize {
     let mut moves = 0;
     while v.len() < len {
         let at = v.as_ptr();
         let had = v.capacity();
-        v.extend_from_slice(&[byte; KIB]);
+        append_filled(v, byte, KIB);
         moves += usize::from(had > 0 && v.as_ptr() != at);
     }
     moves
@@ -262,7 +265,7 @@ fn a_growing_vec_keeps_its_successor_and_grows_it_in_place() {
     let mut v: Vec<u8, _> = Vec::new_in(&chunk);
     assert_eq!(grow_to(&mut v, 2 * KIB, 1), 0, "in the first block");
     assert_eq!(grow_to(&mut v, 64 * KIB, 2), 1, "one move, then growth in place");
-    assert!(v[..2 * KIB].iter().all(|&b| b == 1) && v[2 * KIB..].iter().all(|&b| b == 2));
+    assert!(all_bytes(&v[..2 * KIB], 1) && all_bytes(&v[2 * KIB..], 2));
     let stats = chunk.stats();
     assert_eq!((stats.blocks, stats.large_blocks), (2, 0), "{stats}");
     assert_eq!(stats.capacity_bytes, 4 * KIB + 128 * KIB, "{stats}");
@@ -279,22 +282,22 @@ fn growing_the_current_block_respects_the_chunk_limit() {
     let pool = roomy_pool(Some(100 * KIB));
     let chunk = pool.chunk();
     let mut v: Vec<u8, _> = Vec::new_in(&chunk);
-    v.extend_from_slice(&[1; 2 * KIB]);
+    append_filled(&mut v, 1, 2 * KIB);
     v.reserve_exact(3 * KIB); // past the first block: moves to a successor
     let at = v.as_ptr();
     while v.try_reserve_exact(KIB).is_ok() {
-        v.extend_from_slice(&[1; KIB]);
+        append_filled(&mut v, 1, KIB);
         assert!(chunk.stats().capacity_bytes <= 100 * KIB, "{}", chunk.stats());
     }
     assert_eq!(v.as_ptr(), at, "grew in place up to the limit");
     assert_eq!(v.len(), 63 * KIB);
-    assert!(v.iter().all(|&b| b == 1));
+    assert!(all_bytes(&v, 1));
     let stats = chunk.stats();
     assert_eq!((stats.blocks, stats.capacity_bytes), (2, 68 * KIB), "{stats}");
     assert!(stats.peak_bytes <= 100 * KIB, "{stats}");
     // Lifting the limit lets it grow on, in place.
     chunk.set_limit(None);
-    v.extend_from_slice(&[2; 8 * KIB]);
+    append_filled(&mut v, 2, 8 * KIB);
     assert_eq!(v.as_ptr(), at);
     assert_eq!(chunk.stats().capacity_bytes, 4 * KIB + 128 * KIB);
     drop(v);
@@ -339,7 +342,7 @@ fn rewind_and_reset_after_growth_in_place_keep_the_pool_consistent() {
     check(&pool);
     // The grown block is usable up to its new end.
     let big = chunk.alloc_slice_copy(&vec![6u8; 100 * KIB]);
-    assert!(big.iter().all(|&b| b == 6));
+    assert!(all_bytes(big, 6));
     assert_eq!(chunk.stats().blocks, blocks);
     chunk.rewind_to(mark);
     assert_eq!(chunk.stats().capacity_bytes, before.capacity_bytes);
@@ -369,7 +372,7 @@ fn a_newest_allocation_moving_to_a_block_of_its_own_leaves_no_copy_behind() {
     let chunk = pool.chunk();
     let mut v: Vec<u8, _> = Vec::new_in(&chunk);
     grow_to(&mut v, 256 * KIB, 1);
-    assert!(v.iter().all(|&b| b == 1));
+    assert!(all_bytes(&v, 1));
     let stats = chunk.stats();
     assert_eq!(stats.large_blocks, 1, "{stats}");
     let regular = stats.used_bytes - v.capacity();
