@@ -67,8 +67,9 @@ pub fn fetch(addr: SocketAddr) -> Result<PoolStats, String> {
     let mut stream = TcpStream::connect_timeout(&addr, timeout)
         .map_err(|e| format!("GET /stats: cannot connect to {addr}: {e}"))?;
     stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    write!(stream, "GET /stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
-        .map_err(|e| format!("GET /stats: {e}"))?;
+    // One write: `write!` on the stream would send the request in pieces.
+    let request = format!("GET /stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).map_err(|e| format!("GET /stats: {e}"))?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response).map_err(|e| format!("GET /stats: {e}"))?;
     let body = response_body(&response)?;
@@ -161,9 +162,15 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let server = std::thread::spawn(move || {
             let (mut conn, _) = listener.accept().unwrap();
-            let mut request = [0u8; 1024];
-            let n = conn.read(&mut request).unwrap();
-            assert!(request[..n].starts_with(b"GET /stats HTTP/1.1\r\n"));
+            // The whole request before answering: closing with unread bytes would reset
+            // the connection under the client's read.
+            let (mut request, mut buf) = (Vec::new(), [0u8; 1024]);
+            while !request.ends_with(b"\r\n\r\n") {
+                let n = conn.read(&mut buf).unwrap();
+                assert!(n > 0, "the client closed before the end of its request");
+                request.extend_from_slice(&buf[..n]);
+            }
+            assert!(request.starts_with(b"GET /stats HTTP/1.1\r\n"));
             write!(conn, "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{STATS}", STATS.len())
                 .unwrap();
         });
