@@ -137,13 +137,7 @@ pub fn append<A: Allocator>(v: &mut Vec<u8, A>, bytes: &[u8]) {
 
 /// Appends `n` copies of `byte` to `v`, as [`append`] does.
 pub fn append_filled<A: Allocator>(v: &mut Vec<u8, A>, byte: u8, n: usize) {
-    v.reserve(n);
-    let len = v.len();
-    // SAFETY: `reserve` made room for `n` more bytes past `len`.
-    unsafe {
-        v.as_mut_ptr().add(len).write_bytes(byte, n);
-        v.set_len(len + n);
-    }
+    append(v, &vec![byte; n]);
 }
 
 /// True when every byte of `bytes` is `byte`, compared 4 KiB at a time (`memcmp`; a loop
