@@ -81,6 +81,12 @@ const ROWS: &[Row] = &[
         target: Target::AtMost(0.8),
     },
     Row {
+        group: "hashmap_insert",
+        perfloc: "perfloc",
+        contender: "bump-scope",
+        target: Target::AtMost(1.0),
+    },
+    Row {
         group: "request_cycle_small",
         perfloc: "perfloc",
         contender: "bumpalo-new",
@@ -121,6 +127,12 @@ const ROWS: &[Row] = &[
         perfloc: "perfloc",
         contender: "global",
         target: Target::AtMost(0.8),
+    },
+    Row {
+        group: "request_cycle_large",
+        perfloc: "perfloc",
+        contender: "bump-scope",
+        target: Target::AtMost(1.0),
     },
     // A whole scope for three tiny allocations, and a vector grown to 2 MiB.
     Row {

@@ -110,6 +110,14 @@ mod cases {
     pub const PUSHES: u64 = 100_000;
     pub const GROWS: u64 = 10_007;
     pub const REQUESTS: usize = 1_000;
+    /// Large requests (`request_text(64)`, about 1 MiB each) per `request_cycle_large` case.
+    pub const LARGE_REQUESTS: usize = 20;
+
+    /// The large request's text, made once (before the cases run, so not counted in them).
+    pub fn large_text() -> &'static str {
+        static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        TEXT.get_or_init(|| workload::request_text(64))
+    }
 
     pub fn vec_push<A: Allocator>(alloc: A) {
         let mut v: Vec<u64, A> = Vec::new_in(alloc);
@@ -179,6 +187,11 @@ case_fns! {
     nested_scope__perfloc_child: { let c = perfloc::chunk(); for _ in 0..cases::REQUESTS { black_box(workload::tiny_scope(&c.child())); } };
     nested_scope__bump_scope: { let mut b: bump_scope::Bump = bump_scope::Bump::new(); for _ in 0..cases::REQUESTS { black_box(b.scoped(|s| workload::tiny_scope(&*s))); } };
     request_cycle_small__blink_sync_new: for _ in 0..cases::REQUESTS { let b = blink_alloc::SyncBlinkAlloc::new(); black_box(workload::handle(text, 1, workload::blink::Blink(&b))); };
+    request_cycle_large__perfloc: for _ in 0..cases::LARGE_REQUESTS { let c = perfloc::chunk(); black_box(workload::handle(cases::large_text(), 64, &c)); };
+    request_cycle_large__bumpalo_new: for _ in 0..cases::LARGE_REQUESTS { let b = bumpalo::Bump::new(); black_box(workload::handle(cases::large_text(), 64, &b)); };
+    request_cycle_large__bumpalo_reset: { let mut b = bumpalo::Bump::new(); for _ in 0..cases::LARGE_REQUESTS { black_box(workload::handle(cases::large_text(), 64, &b)); b.reset(); } };
+    request_cycle_large__bump_scope: { let mut b: bump_scope::Bump = bump_scope::Bump::new(); for _ in 0..cases::LARGE_REQUESTS { black_box(b.scoped(|s| workload::handle(cases::large_text(), 64, &*s))); } };
+    request_cycle_large__global: for _ in 0..cases::LARGE_REQUESTS { black_box(workload::handle(cases::large_text(), 64, Global)); };
 }
 
 /// Runs every function once on warmed arenas (their chunk already holds `N` allocations).
@@ -219,6 +232,8 @@ fn child() {
     for _ in 0..100 {
         black_box(workload::handle(&text, 1, &perfloc::chunk()));
     }
+    // Made now, so that no case counts it.
+    black_box(cases::large_text());
     run_cases(&text);
 }
 
@@ -301,7 +316,12 @@ fn main() {
     for name in CASES {
         let (case, contender) = name.split_once("__").expect("case__contender");
         let (mut ir, _, _) = cost(&annotated, name);
-        if case.starts_with("request") || case.ends_with("scope_cycle") || case == "nested_scope" {
+        if case == "request_cycle_large" {
+            ir /= cases::LARGE_REQUESTS as f64;
+        } else if case.starts_with("request")
+            || case.ends_with("scope_cycle")
+            || case == "nested_scope"
+        {
             ir /= cases::REQUESTS as f64;
         }
         // The `SyncChunk` rows come after the others: their ratio is against `Chunk` too.
