@@ -93,6 +93,7 @@ use crate::pool::{Block, Pool};
 use crate::stats::ChunkStats;
 use crate::{asan, bump, os};
 
+mod nounwind;
 mod state;
 
 pub use state::{BumpState, LocalBump, SharedBump};
@@ -704,10 +705,27 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         }
     }
 
-    /// The slow path: zero-size layouts, a successor block, or a large block.
-    #[cold]
-    #[inline(never)]
+    /// The slow path: zero-size layouts, a successor block, or a large block. Out of line
+    /// and unable to unwind ([`nounwind`]).
+    #[inline(always)]
     fn alloc_slow(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        #[cold]
+        #[inline(never)]
+        extern "C" fn nounwind_alloc_slow<K: BumpState>(
+            chunk: &ProcessChunk<'_, K>,
+            size: usize,
+            align: usize,
+        ) -> *mut u8 {
+            // SAFETY: `size` and `align` come from a `Layout`.
+            let layout = unsafe { Layout::from_size_align_unchecked(size, align) };
+            nounwind::to_raw(chunk.alloc_slow_body(layout))
+        }
+        nounwind::from_raw(nounwind_alloc_slow(self, layout.size(), layout.align()))
+    }
+
+    /// [`ProcessChunk::alloc_slow`]'s work.
+    #[inline(always)]
+    fn alloc_slow_body(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         if layout.size() == 0 {
             // A well-aligned dangling pointer is a valid zero-size allocation.
             return Ok(dangling(layout.align()));
@@ -912,15 +930,26 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
     #[inline]
     pub(crate) unsafe fn dealloc(&self, ptr: NonNull<u8>, layout: Layout) {
         if !self.state.rewind(ptr, layout.size()) && self.state.may_have_large() {
-            self.dealloc_large(ptr, layout);
+            nounwind_dealloc_large(self, ptr, layout.size());
+        }
+
+        /// Out of line and unable to unwind ([`nounwind`]).
+        #[cold]
+        #[inline(never)]
+        extern "C" fn nounwind_dealloc_large<K: BumpState>(
+            chunk: &ProcessChunk<'_, K>,
+            ptr: NonNull<u8>,
+            size: usize,
+        ) {
+            chunk.dealloc_large(ptr, size);
         }
     }
 
-    /// Gives a large block back to the pool if `ptr` is the allocation it holds.
-    #[cold]
-    #[inline(never)]
-    fn dealloc_large(&self, ptr: NonNull<u8>, layout: Layout) {
-        let block = self.with_large(ptr, layout.size(), |slow, prev, node| {
+    /// Gives a large block back to the pool if `ptr` is the allocation of `size` bytes it
+    /// holds.
+    #[inline(always)]
+    fn dealloc_large(&self, ptr: NonNull<u8>, size: usize) {
+        let block = self.with_large(ptr, size, |slow, prev, node| {
             // SAFETY: `node` (and `prev`, if any) are live nodes (invariant 3) found under
             // this same exclusive access; unlinking keeps every other node linked once.
             unsafe {
@@ -942,34 +971,50 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
     /// Grows in place when possible, else moves; see the `Allocator` impl.
     ///
     /// Out of line (inlined into every `Vec` type's growth path it bloated the callers' hot
-    /// loops: +20% on `request_cycle_small`), but a leaf: the common case, growing the
-    /// newest allocation of the current block, is a compare and a store here, and
-    /// everything else waits in [`ProcessChunk::grow_slow`].
+    /// loops: +20% on `request_cycle_small`), and unable to unwind ([`nounwind`]): the
+    /// common case, growing the newest allocation of the current block, is a compare and a
+    /// store in [`ProcessChunk::grow_fast`], and everything else waits in
+    /// [`ProcessChunk::grow_slow`].
     ///
     /// # Safety
     ///
     /// `ptr` must denote a live allocation of `old` made by this chunk, and
     /// `new.size() >= old.size()`.
-    #[inline(never)]
+    #[inline(always)]
     pub(crate) unsafe fn grow(
         &self,
         ptr: NonNull<u8>,
         old: Layout,
         new: Layout,
     ) -> Result<NonNull<u8>, AllocError> {
-        // `ptr` is aligned for `old`, so only a larger alignment needs a look at it.
-        let aligned =
-            new.align() <= old.align() || bump::padding(ptr.addr().get(), new.align()) == 0;
-        let mut newest = false;
-        if aligned {
-            match self.state.resize(ptr, old.size(), new.size()) {
-                Resize::Done => return Ok(ptr),
-                Resize::NoRoom => newest = true,
-                Resize::NotNewest => {}
-            }
+        // SAFETY: the caller's contract.
+        nounwind::from_raw(unsafe {
+            Self::grow_fast(self, ptr, old.size(), old.align(), new.size(), new.align())
+        })
+    }
+
+    /// [`ProcessChunk::grow`] in place, as a leaf; else a tail call of the slow path with
+    /// the same arguments. The layouts travel as their sizes and alignments.
+    ///
+    /// # Safety
+    ///
+    /// As for [`ProcessChunk::grow`].
+    #[inline(never)]
+    unsafe extern "C" fn grow_fast(
+        chunk: &Self,
+        ptr: NonNull<u8>,
+        old_size: usize,
+        old_align: usize,
+        new_size: usize,
+        new_align: usize,
+    ) -> *mut u8 {
+        if aligned_for(ptr, old_align, new_align)
+            && matches!(chunk.state.resize(ptr, old_size, new_size), Resize::Done)
+        {
+            return ptr.as_ptr();
         }
         // SAFETY: the caller's contract.
-        unsafe { self.grow_slow(ptr, old, new, aligned, newest) }
+        unsafe { Self::grow_slow(chunk, ptr, old_size, old_align, new_size, new_align) }
     }
 
     /// `grow` when the allocation is not the newest of the current block, or the block has
@@ -978,22 +1023,56 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
     /// that keeps growing (a large one, or the newest of a full block from
     /// [`GROWABLE_NEWEST`] on) moves to a large block cut so that it can grow in place next
     /// time ([`Pool::acquire_growable`]): a vector doubling to megabytes stops moving at
-    /// every doubling. `aligned`: `ptr` suits `new`'s alignment; `newest`:
-    /// it is the newest allocation of the current block, which has no room.
+    /// every doubling.
+    ///
+    /// # Safety
+    ///
+    /// As for [`ProcessChunk::grow`], the layouts given by their sizes and alignments.
+    #[cold]
+    #[inline(never)]
+    unsafe extern "C" fn grow_slow(
+        chunk: &Self,
+        ptr: NonNull<u8>,
+        old_size: usize,
+        old_align: usize,
+        new_size: usize,
+        new_align: usize,
+    ) -> *mut u8 {
+        // SAFETY: the sizes and alignments come from `Layout`s.
+        let (old, new) = unsafe {
+            (
+                Layout::from_size_align_unchecked(old_size, old_align),
+                Layout::from_size_align_unchecked(new_size, new_align),
+            )
+        };
+        // SAFETY: the caller's contract.
+        nounwind::to_raw(unsafe { chunk.grow_moving(ptr, old, new) })
+    }
+
+    /// [`ProcessChunk::grow_slow`]'s work.
     ///
     /// # Safety
     ///
     /// As for [`ProcessChunk::grow`].
-    #[cold]
-    #[inline(never)]
-    unsafe fn grow_slow(
+    #[inline(always)]
+    unsafe fn grow_moving(
         &self,
         ptr: NonNull<u8>,
         old: Layout,
         new: Layout,
-        aligned: bool,
-        newest: bool,
     ) -> Result<NonNull<u8>, AllocError> {
+        // The fast path's test again (a `SyncChunk`'s other threads may have made room
+        // since): `aligned`, `ptr` suits `new`'s alignment; `newest`, it is the newest
+        // allocation of the current block, which has no room.
+        let aligned = aligned_for(ptr, old.align(), new.align());
+        let mut newest = false;
+        if aligned {
+            match self.state.resize(ptr, old.size(), new.size()) {
+                Resize::Done => return Ok(ptr),
+                Resize::NoRoom => newest = true,
+                Resize::NotNewest => {}
+            }
+        }
         // Smaller growth moves to an ordinary successor, which the thread's shard provides
         // without the pool's lock (growing a block in place, or cutting a growable one,
         // takes it).
@@ -1376,6 +1455,13 @@ fn data_start(header: NonNull<BlockHeader>) -> NonNull<u8> {
 fn block_end(ptr: NonNull<u8>, size: usize) -> NonNull<u8> {
     // SAFETY: one past the end of the block's own allocation is in bounds for `add`.
     unsafe { ptr.add(size) }
+}
+
+/// True if `ptr`, aligned for `old_align`, is aligned for `new_align` too: only a larger
+/// alignment needs a look at it.
+#[inline(always)]
+fn aligned_for(ptr: NonNull<u8>, old_align: usize, new_align: usize) -> bool {
+    new_align <= old_align || bump::padding(ptr.addr().get(), new_align) == 0
 }
 
 /// A non-null pointer aligned to `align`, without provenance: a zero-size allocation.
