@@ -1008,10 +1008,10 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         new_size: usize,
         new_align: usize,
     ) -> *mut u8 {
-        if aligned_for(ptr, old_align, new_align)
-            && matches!(chunk.state.resize(ptr, old_size, new_size), Resize::Done)
-        {
-            return ptr.as_ptr();
+        if aligned_for(ptr, old_align, new_align) {
+            if let Resize::Done(start) = chunk.state.resize(ptr, old_size, new_size) {
+                return start.as_ptr();
+            }
         }
         // SAFETY: the caller's contract.
         unsafe { Self::grow_slow(chunk, ptr, old_size, old_align, new_size, new_align) }
@@ -1068,7 +1068,7 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         let mut newest = false;
         if aligned {
             match self.state.resize(ptr, old.size(), new.size()) {
-                Resize::Done => return Ok(ptr),
+                Resize::Done(start) => return Ok(start),
                 Resize::NoRoom => newest = true,
                 Resize::NotNewest => {}
             }
@@ -1110,14 +1110,15 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
                         }
                     }
                 }
-                if fits {
+                // The block's provenance, not the caller's (as `Resize::Done`).
+                fits.then(|| {
                     n.used = new.size();
-                }
-                fits
+                    n.block.ptr.with_addr(ptr.addr())
+                })
             });
-            if grown == Some(true) {
-                asan::unpoison(ptr, new.size());
-                return Ok(ptr);
+            if let Some(Some(start)) = grown {
+                asan::unpoison(start, new.size());
+                return Ok(start);
             }
             large = grown.is_some();
         }
@@ -1165,7 +1166,7 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         let grown = self.pool.block_size_for(bump::footprint(need))?;
         if size != self.pool.first_block_size() && self.grow_current(current, size, grown) {
             match self.state.resize(ptr, old.size(), new.size()) {
-                Resize::Done => return Some(ptr),
+                Resize::Done(start) => return Some(start),
                 Resize::NoRoom | Resize::NotNewest => {
                     unreachable!("perfloc bug: a block grown for an allocation cannot hold it")
                 }
@@ -1284,8 +1285,8 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         }
         let aligned = bump::padding(ptr.addr().get(), new.align()) == 0;
         if aligned {
-            if let Resize::Done = self.state.resize(ptr, old.size(), new.size()) {
-                return Ok(ptr);
+            if let Resize::Done(start) = self.state.resize(ptr, old.size(), new.size()) {
+                return Ok(start);
             }
         }
         let large = self.with_large(ptr, old.size(), |_, _, node| {

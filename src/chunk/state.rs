@@ -89,8 +89,10 @@ impl Slow {
 
 /// What [`BumpState::resize`] did.
 pub(crate) enum Resize {
-    /// The allocation was the newest of the current block and now has the new size.
-    Done,
+    /// The allocation was the newest of the current block and now has the new size; the
+    /// pointer to it, at the same address, carries the block's provenance rather than the
+    /// caller's (which a reference may have narrowed to the old size).
+    Done(NonNull<u8>),
     /// It is the newest, but the current block has no room for the new size.
     NoRoom,
     /// It is not the newest allocation of the current block: nothing changed.
@@ -271,10 +273,12 @@ impl StateOps for LocalBump {
     fn rewind(&self, ptr: NonNull<u8>, size: usize) -> bool {
         // No allocation from another block can end at the bump pointer: it is strictly past
         // the start of the current block (after its header), and blocks do not overlap.
-        let newest =
-            size != 0 && ptr.addr().get() + bump::footprint(size) == self.ptr.get().addr().get();
+        let cursor = self.ptr.get();
+        let newest = size != 0 && ptr.addr().get() + bump::footprint(size) == cursor.addr().get();
         if newest {
-            self.ptr.set(ptr);
+            // The block's provenance, not the caller's: a pointer the caller narrowed (from
+            // a `&mut [u8]` of the allocation, say) must not become the bump pointer.
+            self.ptr.set(cursor.with_addr(ptr.addr()));
             asan::poison(ptr, bump::footprint(size));
         }
         newest
@@ -282,24 +286,28 @@ impl StateOps for LocalBump {
 
     #[inline(always)]
     fn resize(&self, ptr: NonNull<u8>, old: usize, new: usize) -> Resize {
-        let addr = ptr.addr().get();
-        if old == 0 || addr + bump::footprint(old) != self.ptr.get().addr().get() {
+        let cursor = self.ptr.get();
+        if old == 0 || ptr.addr().get() + bump::footprint(old) != cursor.addr().get() {
             return Resize::NotNewest;
         }
-        let new_end = addr + bump::footprint(new);
-        if new_end > self.end.get().addr().get() {
+        // `ptr` with the block's provenance (the bump pointer's), not the caller's, as in
+        // `rewind`; computed from the bump pointer, which is `footprint(old)` past it.
+        // SAFETY: the allocation lies in the current block, before the bump pointer.
+        let start = unsafe { cursor.sub(bump::footprint(old)) };
+        let room = self.end.get().addr().get() - start.addr().get();
+        if bump::footprint(new) > room {
             return Resize::NoRoom;
         }
-        // SAFETY: `ptr..new_end` lies in the current block (checked just above), and
-        // `new_end` is a multiple of `MIN_ALIGN` as `ptr` is.
-        let new_ptr = unsafe { ptr.add(new_end - addr) };
+        // SAFETY: `start..new_ptr` lies in the current block (checked just above), and
+        // `new_ptr` is a multiple of `MIN_ALIGN` as `start` is.
+        let new_ptr = unsafe { start.add(bump::footprint(new)) };
         if new >= old {
-            asan::unpoison(ptr, new_end - addr);
+            asan::unpoison(start, bump::footprint(new));
         } else {
             asan::poison(new_ptr, bump::footprint(old) - bump::footprint(new));
         }
         self.ptr.set(new_ptr);
-        Resize::Done
+        Resize::Done(start)
     }
 
     #[inline(always)]
@@ -454,7 +462,7 @@ impl StateOps for SharedBump {
 
     #[inline(always)]
     fn resize(&self, ptr: NonNull<u8>, old: usize, new: usize) -> Resize {
-        let (h, _, end) = self.current_block();
+        let (h, header, end) = self.current_block();
         let addr = ptr.addr().get();
         let old_end = addr + bump::footprint(old);
         let new_end = addr + bump::footprint(new);
@@ -473,7 +481,8 @@ impl StateOps for SharedBump {
                 if new > old {
                     asan::unpoison(ptr, new_end - addr);
                 }
-                Resize::Done
+                // The block's provenance (its header's), not the caller's.
+                Resize::Done(header.cast::<u8>().with_addr(ptr.addr()))
             }
             Err(_) => Resize::NotNewest,
         }

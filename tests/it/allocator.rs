@@ -326,3 +326,44 @@ fn a_large_allocation_grows_in_place_while_its_block_has_room() {
     assert_eq!(chunk.stats().large_blocks, 1, "the old large block went back");
     check(&pool);
 }
+
+/// A pointer taken from a reference to an allocation (here `alloc_str`'s `&mut str`) has
+/// the provenance of that reference only. Growing the allocation in place returns a
+/// pointer with the chunk's provenance, good for the whole new size, and giving it back
+/// does not hand the narrow provenance to the next allocation (Miri checks both).
+#[test]
+fn growing_or_freeing_through_a_pointer_from_a_reference_keeps_the_chunks_provenance() {
+    /// Grows the text's allocation through `narrow`, a pointer made from the `&mut str`
+    /// (no longer used), fills all of it, and gives it back.
+    fn exercise<A: Allocator>(alloc: A, narrow: NonNull<u8>, len: usize) {
+        let old = Layout::array::<u8>(len).unwrap();
+        let new = Layout::array::<u8>(len + 4 * KIB).unwrap();
+        // SAFETY: `narrow` is the allocation of `old` the chunk made for the text.
+        let grown = unsafe { alloc.grow(narrow, old, new) }.expect("grows").cast::<u8>();
+        // SAFETY: the grown allocation holds `new.size()` bytes.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(grown.as_ptr(), new.size()) };
+        assert_eq!(&bytes[..5], b"hello", "grow kept the data");
+        bytes.fill(9);
+        // SAFETY: given up here; its pointer came from the chunk.
+        unsafe { alloc.deallocate(grown, new) };
+    }
+    let narrow = |text: &mut str| (NonNull::from(&mut *text).cast::<u8>(), text.len());
+    let pool = small_pool();
+    let chunk = pool.chunk();
+    let (ptr, len) = narrow(chunk.alloc_str("hello"));
+    exercise(&chunk, ptr, len);
+    // Given back through the narrow pointer: the next allocation is still whole.
+    let (ptr, len) = narrow(chunk.alloc_str("hello"));
+    // SAFETY: the allocation of the text, given up here.
+    unsafe { (&chunk).deallocate(ptr, Layout::array::<u8>(len).unwrap()) };
+    let next = chunk.alloc_slice_fill_copy(KIB, 3u8);
+    next.fill(4);
+    assert!(next.iter().all(|&b| b == 4));
+    // A large allocation grows in its own block.
+    let (ptr, len) = narrow(chunk.alloc_str(&"hello".repeat(20 * KIB)));
+    exercise(&chunk, ptr, len);
+    let sync = pool.sync_chunk();
+    let (ptr, len) = narrow(sync.alloc_str("hello"));
+    exercise(&sync, ptr, len);
+    check(&pool);
+}
