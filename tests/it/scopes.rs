@@ -17,6 +17,7 @@ fn a_child_lives_inside_its_parent_and_returns_its_blocks_on_drop() {
         let mut scratch: Vec<u64, _> = Vec::new_in(&child);
         scratch.extend(0..n); // past the child's 4 KiB first block: successors
         // The parent's collection stays usable while the child lives.
+        assert!(child.stats().blocks > 1, "the child took successors");
         kept.push(scratch.iter().sum());
         assert_eq!(pool.stats().live_chunks, 2);
         assert!(pool.stats().in_use_bytes > parent_bytes);
