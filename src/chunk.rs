@@ -970,11 +970,12 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
 
     /// Grows in place when possible, else moves; see the `Allocator` impl.
     ///
-    /// Out of line (inlined into every `Vec` type's growth path it bloated the callers' hot
-    /// loops: +20% on `request_cycle_small`), and unable to unwind ([`nounwind`]): the
-    /// common case, growing the newest allocation of the current block, is a compare and a
-    /// store in [`ProcessChunk::grow_fast`], and everything else waits in
-    /// [`ProcessChunk::grow_slow`].
+    /// Only a call here: the work is out of line (inlined into every `Vec` type's growth
+    /// path it bloated the callers' hot loops: +20% on `request_cycle_small`) and unable to
+    /// unwind ([`nounwind`]). The common case, growing the newest allocation of the current
+    /// block, is a compare and a store in [`ProcessChunk::grow_fast`]; everything else
+    /// waits in [`ProcessChunk::grow_slow`], which takes the same arguments so that the
+    /// fast path reaches it by a tail call.
     ///
     /// # Safety
     ///
