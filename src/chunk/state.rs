@@ -286,16 +286,20 @@ impl StateOps for LocalBump {
 
     #[inline(always)]
     fn resize(&self, ptr: NonNull<u8>, old: usize, new: usize) -> Resize {
+        // No `old == 0` test: a zero-size allocation whose (dangling) address happens to be
+        // the bump pointer may count as the newest, since growing it in place hands out
+        // fresh room at the bump pointer with nothing to keep, as a move would.
         let cursor = self.ptr.get();
-        if old == 0 || ptr.addr().get() + bump::footprint(old) != cursor.addr().get() {
+        if ptr.addr().get() + bump::footprint(old) != cursor.addr().get() {
             return Resize::NotNewest;
         }
         // `ptr` with the block's provenance (the bump pointer's), not the caller's, as in
         // `rewind`; computed from the bump pointer, which is `footprint(old)` past it.
         // SAFETY: the allocation lies in the current block, before the bump pointer.
         let start = unsafe { cursor.sub(bump::footprint(old)) };
-        let room = self.end.get().addr().get() - start.addr().get();
-        if bump::footprint(new) > room {
+        // No overflow: `start < end < bump::MAX_ADDR = 2^(BITS-2)` (chunk invariant 2) and
+        // `footprint(new) <= 2^(BITS-1)`.
+        if start.addr().get() + bump::footprint(new) > self.end.get().addr().get() {
             return Resize::NoRoom;
         }
         // SAFETY: `start..new_ptr` lies in the current block (checked just above), and
