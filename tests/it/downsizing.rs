@@ -177,9 +177,14 @@ fn steady_traffic_after_a_spike_does_not_map_and_unmap_in_a_loop() {
     // test thread starved of CPU under ASan sees one, the policy rightly purges the blocks
     // of its rare peaks: that is memory unused for `decay`, not a loop.)
     let size = |n: usize| 1000 + (n % 64 * 104_729) % 600_000;
-    // Warm-up of the steady traffic below, longer than `decay`.
+    // Warm-up of the steady traffic below, for two `decay`s (a few cycles under Miri): what
+    // that traffic leaves unused (the spike's top chunk, say) is given back during it, once,
+    // not during the measured run.
+    let warm_up = Instant::now();
     let mut ring = std::collections::VecDeque::new();
-    for n in 0..scaled(1000, 50) {
+    let mut n = 0;
+    while n < scaled(1000, 50) || (!cfg!(miri) && warm_up.elapsed() < 2 * decay) {
+        n += 1;
         let chunk = pool.chunk();
         chunk.alloc_layout(std::alloc::Layout::from_size_align(size(n), 8).unwrap());
         ring.push_back(chunk);
@@ -212,7 +217,10 @@ fn steady_traffic_after_a_spike_does_not_map_and_unmap_in_a_loop() {
     let after = pool.stats();
     let calls = |s: &perfloc::PoolStats| s.mmap_calls + s.munmap_calls;
     assert!(calls(&after) - calls(&before) <= 4, "{took:?}\n{before}\n{after}");
-    assert!(after.madvise_calls - before.madvise_calls <= 4, "{took:?}\n{before}\n{after}");
+    // A purge loop makes calls at every run of the policy, each `decay / 4` (with the policy
+    // made to ignore `decay`, 18 and 21 calls in two native runs); a test thread stalled for
+    // longer than `decay` may see a few rightful purges, of blocks free during the stall.
+    assert!(after.madvise_calls - before.madvise_calls <= 8, "{took:?}\n{before}\n{after}");
     check(&pool);
 }
 
