@@ -160,7 +160,10 @@ pub(crate) trait StateOps {
     fn rewind(&self, ptr: NonNull<u8>, size: usize) -> bool;
 
     /// Resizes the newest allocation of the current block in place from `old` to `new`
-    /// bytes, if the allocation at `ptr` is that one and the block has room.
+    /// bytes, if the allocation at `ptr` is that one and the block has room. A zero-size
+    /// allocation whose address is the bump pointer (where one of a small alignment is
+    /// made) counts as the newest: growing it in place hands out the room there, with
+    /// nothing to keep, as a move would.
     fn resize(&self, ptr: NonNull<u8>, old: usize, new: usize) -> Resize;
 
     /// False only when the chunk certainly has no large block.
@@ -286,9 +289,6 @@ impl StateOps for LocalBump {
 
     #[inline(always)]
     fn resize(&self, ptr: NonNull<u8>, old: usize, new: usize) -> Resize {
-        // No `old == 0` test: a zero-size allocation whose (dangling) address happens to be
-        // the bump pointer may count as the newest, since growing it in place hands out
-        // fresh room at the bump pointer with nothing to keep, as a move would.
         let cursor = self.ptr.get();
         if ptr.addr().get() + bump::footprint(old) != cursor.addr().get() {
             return Resize::NotNewest;
@@ -469,14 +469,13 @@ impl StateOps for SharedBump {
         let (h, header, end) = self.current_block();
         let addr = ptr.addr().get();
         let old_end = addr + bump::footprint(old);
-        let new_end = addr + bump::footprint(new);
-        if old == 0 {
-            return Resize::NotNewest;
-        }
         // A plain load first, as in `rewind`.
         if h.cursor.load(Ordering::Relaxed) != old_end {
             return Resize::NotNewest;
         }
+        // No overflow: `addr <= cursor <= end < bump::MAX_ADDR = 2^(BITS-2)` (chunk
+        // invariant 2) and `footprint(new) <= 2^(BITS-1)`.
+        let new_end = addr + bump::footprint(new);
         if new_end > end {
             return Resize::NoRoom;
         }

@@ -278,14 +278,27 @@ fn zero_size_layouts_work_for_every_alignment_and_use_no_memory() {
             (&chunk).deallocate(p, layout);
         }
     }
-    // A zero-size allocation of a small alignment sits at the bump pointer: growing it
-    // takes the room there, and the next allocation follows it.
+    zero_size_grows_at_the_bump_pointer(&chunk);
+    zero_size_grows_at_the_bump_pointer(&pool.sync_chunk());
+    // At most the padding of the first block was spent, and no 1 GiB-aligned block mapped.
+    assert!(chunk.stats().capacity_bytes <= 12 * KIB, "{}", chunk.stats());
+    assert_eq!(pool.stats().mapped_bytes, 64 * KIB);
+    let v: Vec<(), _> = Vec::with_capacity_in(1000, &chunk);
+    assert_eq!(v.capacity(), usize::MAX);
+    check(&pool);
+}
+
+/// A zero-size allocation of a small alignment sits at the bump pointer: growing it takes
+/// the room there, and the next allocation follows it.
+fn zero_size_grows_at_the_bump_pointer<K: perfloc::BumpState>(
+    chunk: &perfloc::ProcessChunk<'_, K>,
+) {
     let layout = Layout::from_size_align(0, 8).unwrap();
-    let p = (&chunk).allocate(layout).unwrap().cast::<u8>();
-    assert_eq!((&chunk).allocate(layout).unwrap().cast::<u8>(), p, "no room spent");
+    let p = chunk.allocate(layout).unwrap().cast::<u8>();
+    assert_eq!(chunk.allocate(layout).unwrap().cast::<u8>(), p, "no room spent");
     let grown_layout = Layout::from_size_align(24, 8).unwrap();
     // SAFETY: `p` is a live zero-size allocation of `layout`; `grown` replaces it.
-    let grown = unsafe { (&chunk).grow(p, layout, grown_layout).unwrap().cast::<u8>() };
+    let grown = unsafe { chunk.grow(p, layout, grown_layout).unwrap().cast::<u8>() };
     assert_eq!(grown, p, "grown in place");
     // SAFETY: `grown` is a fresh allocation of 24 bytes.
     unsafe { grown.as_ptr().write_bytes(3, 24) };
@@ -293,12 +306,6 @@ fn zero_size_layouts_work_for_every_alignment_and_use_no_memory() {
     assert_eq!(next.addr(), p.as_ptr().addr() + 24);
     // SAFETY: `grown` is live, 24 bytes, and `next` lies past it.
     assert!(unsafe { std::slice::from_raw_parts(grown.as_ptr(), 24) }.iter().all(|&b| b == 3));
-    // At most the padding of the first block was spent, and no 1 GiB-aligned block mapped.
-    assert!(chunk.stats().capacity_bytes <= 12 * KIB, "{}", chunk.stats());
-    assert_eq!(pool.stats().mapped_bytes, 64 * KIB);
-    let v: Vec<(), _> = Vec::with_capacity_in(1000, &chunk);
-    assert_eq!(v.capacity(), usize::MAX);
-    check(&pool);
 }
 
 #[test]
