@@ -922,15 +922,37 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
     }
 
     /// Deallocates; see the `Allocator` impl for `&ProcessChunk`. The newest allocation is
-    /// rewound inline; only a chunk with large blocks looks further, out of line.
+    /// rewound; only a chunk with large blocks looks further, out of line. A `Chunk` does
+    /// all of it in one out-of-line call ([`StateOps::DEALLOC_OUT_OF_LINE`]).
     ///
     /// # Safety
     ///
     /// `ptr` must denote a live allocation of `layout` made by this chunk.
     #[inline]
     pub(crate) unsafe fn dealloc(&self, ptr: NonNull<u8>, layout: Layout) {
-        if !self.state.rewind(ptr, layout.size()) && self.state.may_have_large() {
-            nounwind_dealloc_large(self, ptr, layout.size());
+        if K::DEALLOC_OUT_OF_LINE {
+            nounwind_dealloc(self, ptr, layout.size());
+        } else {
+            self.dealloc_here(ptr, layout.size());
+        }
+
+        /// Out of line and unable to unwind ([`nounwind`]).
+        #[inline(never)]
+        extern "C" fn nounwind_dealloc<K: BumpState>(
+            chunk: &ProcessChunk<'_, K>,
+            ptr: NonNull<u8>,
+            size: usize,
+        ) {
+            chunk.dealloc_here(ptr, size);
+        }
+    }
+
+    /// [`ProcessChunk::dealloc`]'s work: rewinds the newest allocation, else gives a large
+    /// block back (out of line).
+    #[inline(always)]
+    fn dealloc_here(&self, ptr: NonNull<u8>, size: usize) {
+        if !self.state.rewind(ptr, size) && self.state.may_have_large() {
+            nounwind_dealloc_large(self, ptr, size);
         }
 
         /// Out of line and unable to unwind ([`nounwind`]).
