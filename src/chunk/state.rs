@@ -130,12 +130,13 @@ pub(crate) trait StateOps {
     /// The type's public name, for `Debug`.
     const NAME: &'static str;
     /// True when `deallocate` should be one out-of-line call rather than the rewind
-    /// inline with a call for large blocks behind it. Code that unwinds drops a `Vec` by
-    /// an out-of-line `drop_in_place`, which takes its address; LLVM inlines that drop at
-    /// such a cold site only if its cost is below 45, and any call inside costs about that
-    /// much. When the drop stays out of line, the `Vec` lives in memory in the whole
-    /// function: a copy loop then stores its length at every element. With the call as
-    /// the drop's only content, it is inlined and the `Vec` stays in registers.
+    /// inline with a call for large blocks behind it. On an unwind path, the caller drops
+    /// a `Vec` by an out-of-line `drop_in_place`, which takes its address; LLVM inlines
+    /// that drop at such a cold site only if its cost is below 45, and any call inside
+    /// costs about that much. When the drop stays out of line, the `Vec` lives in memory
+    /// in the whole function: a copy loop then stores its length at every element. With
+    /// the call as the drop's only content, it is inlined and the `Vec` stays in
+    /// registers.
     const DEALLOC_OUT_OF_LINE: bool;
 
     /// A state whose current block is `header` (fresh, nothing handed out), with `slow`
@@ -222,9 +223,11 @@ impl BumpState for LocalBump {}
 impl StateOps for LocalBump {
     const SHARED: bool = false;
     const NAME: &'static str = "Chunk";
-    // A small request 101,548 -> 98,276 instructions, a scope cycle 37 -> 26 ns (its
-    // `Vec`'s copy no longer stores the length at every byte); README, Benchmarks.
-    const DEALLOC_OUT_OF_LINE: bool = true;
+    // With unwinding, a small request 101,548 -> 98,275 instructions and a scope cycle's
+    // copy no longer stores the `Vec`'s length at every byte (README, Benchmarks). With
+    // `panic = "abort"` there is no unwind path to pin a `Vec`, and the calls would only
+    // cost (a small request 85,542 -> 93,699).
+    const DEALLOC_OUT_OF_LINE: bool = cfg!(panic = "unwind");
 
     fn new(header: NonNull<BlockHeader>, slow: Slow) -> Self {
         // SAFETY: a fresh header is initialised (caller).
