@@ -130,16 +130,32 @@ fn zero_decay_gives_memory_back_as_soon_as_it_is_free() {
 fn memory_above_retain_goes_back_after_decay_under_steady_traffic() {
     let decay = decay();
     let pool = pool(2 * MIB, decay);
-    drop(spike(&pool, 64 * MIB, big(MIB)));
-    let start = Instant::now();
+    let chunks = spike(&pool, 64 * MIB, big(MIB));
+    // The spike's blocks are freed after this instant.
+    let freed = Instant::now();
+    drop(chunks);
     let mut n = 0;
     // Within decay the spike's memory stays: it may be needed again.
-    while start.elapsed() < decay / 2 {
+    while freed.elapsed() < decay / 2 {
         small_request(&pool, n);
         n += 1;
     }
-    assert!(pool.stats().mapped_bytes >= 64 * MIB, "{}", pool.stats());
-    while start.elapsed() < decay + decay / 2 {
+    let mapped = pool.stats().mapped_bytes;
+    // Unless the test thread was stalled past `decay` (under ASan, beside the 64-thread
+    // tests, it can be), after which giving the memory back is right.
+    if freed.elapsed() < decay {
+        assert!(mapped >= 64 * MIB, "{}", pool.stats());
+    }
+    // Then for a decay and a half, and for 256 requests more (64 under Miri, where they
+    // are slow) once the spike's memory has been free for `decay` and a quarter: the
+    // policy runs at most once per `decay / 4`, on one release in 64 of a thread while the
+    // pool has memory to give back, so it runs among those requests or has run since the
+    // memory was free for `decay`, however long the thread was stalled on the way.
+    let mut late = 0;
+    while freed.elapsed() < decay + decay / 2 || late < scaled(256, 64) {
+        if freed.elapsed() >= decay + decay / 4 {
+            late += 1;
+        }
         small_request(&pool, n);
         n += 1;
     }
