@@ -922,8 +922,9 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
     }
 
     /// Deallocates; see the `Allocator` impl for `&ProcessChunk`. The newest allocation is
-    /// rewound; only a chunk with large blocks looks further, out of line. A `Chunk` does
-    /// all of it in one out-of-line call ([`StateOps::DEALLOC_OUT_OF_LINE`]).
+    /// rewound; only a chunk with large blocks looks further, out of line. Where panics
+    /// unwind, a `Chunk` does all of it in one out-of-line call
+    /// ([`StateOps::DEALLOC_OUT_OF_LINE`]).
     ///
     /// # Safety
     ///

@@ -1,5 +1,6 @@
-//! The chunk's out-of-line paths, `alloc_slow`, `grow`, `dealloc_large` and a `Chunk`'s
-//! whole `dealloc`, are `extern "C"` functions, so that they cannot unwind.
+//! The chunk's out-of-line paths, `alloc_slow`, `grow`, `dealloc_large` and (where panics
+//! unwind) a `Chunk`'s whole `dealloc`, are `extern "C"` functions, so that they cannot
+//! unwind.
 //!
 //! The fast paths are inlined into the caller's code; the slow paths are calls. A call to
 //! a function that may unwind is an `invoke`, which needs a landing pad that drops every
