@@ -30,7 +30,9 @@
 //!    reused later costs page faults, not system calls.
 //!
 //! `decay(Duration::ZERO)` returns free memory above `retain` as soon as it is free;
-//! `decay(Duration::MAX)` never returns it by itself (only [`Pool::trim`] does).
+//! `decay(Duration::MAX)` never returns it by itself (only [`Pool::trim`] does), and neither
+//! does any decay too long for the clock to reach; a decay longer than the process has
+//! lived returns nothing yet.
 
 use core::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -116,14 +118,23 @@ impl Pool {
     pub(super) fn downsize(&self, state: &mut PoolState, now: Instant) -> GiveBack {
         // `lent_bytes` counts the shards' caches, which hold the other half of `retain`.
         let keep = state.lent_bytes.saturating_add(self.config.retain / 2);
-        let never = self.config.decay == Duration::MAX;
+        // The next attempt's time; `None` for a decay that no clock reaches (such as
+        // `Duration::MAX`): the policy never gives anything back.
+        let next_attempt = now.checked_add(self.config.decay / 4);
         let mut plan = GiveBack::default();
         // Cheap tests first: nothing to do while mapped memory is within `retain`.
-        if state.mapped_bytes > keep && !never && state.next_shrink.is_none_or(|next| now >= next) {
-            plan = self.shrink_to(state, keep, now.checked_sub(self.config.decay));
-            state.next_shrink = now.checked_add(self.config.decay / 4);
+        if state.mapped_bytes > keep
+            && next_attempt.is_some()
+            && state.next_shrink.is_none_or(|next| now >= next)
+        {
+            // No cutoff: the decay reaches back past the clock's origin, so nothing can have
+            // been free that long yet (not "everything": that would purge at once).
+            if let Some(cutoff) = now.checked_sub(self.config.decay) {
+                plan = self.shrink_to(state, keep, Some(cutoff));
+            }
+            state.next_shrink = next_attempt;
         }
-        self.excess.store(state.mapped_bytes > keep && !never, Ordering::Relaxed);
+        self.excess.store(state.mapped_bytes > keep && next_attempt.is_some(), Ordering::Relaxed);
         plan
     }
 

@@ -73,6 +73,24 @@ fn trim_gives_back_everything_above_retain_at_once() {
 }
 
 #[test]
+fn a_decay_longer_than_the_process_has_lived_gives_nothing_back_yet() {
+    let years = |n: u64| Duration::from_secs(n * 365 * 24 * 3600);
+    for decay in [Duration::MAX, Duration::from_secs(u64::MAX), years(100), years(1)] {
+        let pool = pool(0, decay);
+        drop(spike(&pool, 4 * MIB, big(MIB)));
+        // Steady traffic after the spike gives the policy its turns.
+        for n in 0..scaled(64, 8) {
+            small_request(&pool, n);
+        }
+        let stats = pool.stats();
+        assert_eq!(stats.released_bytes, 0, "decay {decay:?}: {stats}");
+        assert_eq!((stats.munmap_calls, stats.madvise_calls), (0, 0), "decay {decay:?}");
+        assert!(pool.trim() >= 3 * MIB, "trim still gives back at once");
+        check(&pool);
+    }
+}
+
+#[test]
 fn unused_top_chunks_go_largest_first_and_what_covers_retain_stays() {
     let pool = pool(MIB, Duration::MAX);
     drop(spike(&pool, 32 * MIB, big(256 * KIB)));
