@@ -33,17 +33,13 @@
 //!   twice in all, instead of at every doubling. A [`SyncChunk`]'s blocks never grow
 //!   (other threads read their size without a lock): its newest allocation moves through
 //!   successors, then to a growable large block from [`GROWABLE_NEWEST`] on.
-//! - **Reset** keeps the largest block, large or regular, as the only regular block.
-//! - **Checkpoints: nested scopes in one chunk.** A [`Checkpoint`] records the current
-//!   block, its cursor, how many large blocks the chunk had made (each large block's node
-//!   carries its number) and the next successor's size.
-//!   [`ProcessChunk::rewind_to`] (which needs `&mut self`, so nothing allocated since can
-//!   be alive) gives back every regular block linked after the checkpoint's block and every
-//!   large block newer than its head, then puts the cursor back. [`ProcessChunk::scoped`]
-//!   wraps the pair around a closure. Unlike [`ProcessChunk::child`], a scope takes no
-//!   block from the pool: entering and leaving one that stayed in its block is a few loads
-//!   and stores. A checkpoint is checked against the chain before use (its block must be
-//!   one of this chunk's), so a foreign or stale one is refused, never trusted.
+//! - **Reset** keeps the largest block, large or regular, as the only regular block, and
+//!   makes every earlier checkpoint stale.
+//! - **Checkpoints: nested scopes in one chunk** (`checkpoint.rs`). A [`Checkpoint`]
+//!   records the chunk's identity and position; [`ProcessChunk::rewind_to`] (which needs
+//!   `&mut self`, so nothing allocated since can be alive) gives back every block taken
+//!   since and puts the cursor back. [`ProcessChunk::scoped`] wraps the pair around a
+//!   closure. Unlike [`ProcessChunk::child`], a scope takes no block from the pool.
 //! - **Limits.** The slow-path state counts the bytes of every block the chunk holds, and
 //!   their peak. A block that would take the count past the chunk's limit is refused
 //!   before the pool is asked: the allocation fails with `AllocError` and nothing else
@@ -80,6 +76,37 @@
 //! 5. The slow-path state's `held` is the total size of the regular and large blocks the
 //!    chunk holds, plus blocks admitted and being taken from the pool; it never exceeds
 //!    `limit` through an admission (a lowered limit may leave it above).
+//!
+//! # What a chunk takes from its caller, and why each is sound
+//!
+//! Everything a caller hands a chunk, and what the chunk relies on. Each has regression
+//! tests in `tests/it/trust.rs`.
+//!
+//! - **A [`Checkpoint`]** (`rewind_to`, `try_rewind_to`, the end of `scoped`): from safe
+//!   code, so it may be another chunk's (alive or dropped, even one whose blocks this chunk
+//!   now reuses), older than a reset, or made stale by a rewind. Never trusted: accepted
+//!   only if it carries this chunk's identity (never reused in the process), was taken
+//!   since the last reset, and its block is still in the chain with its cursor inside; the
+//!   proof that a rewind to any checkpoint so accepted leaves every large node intact is in
+//!   `checkpoint.rs`.
+//! - **A `Layout`** (`try_alloc_layout`, `allocate`, the direct methods): from safe code, any
+//!   size and alignment a `Layout` allows. Every size computation is checked
+//!   (`bump::fit`, `bump::regular_need`, `bump::large_need`, `Pool::block_size_for` return
+//!   `None` on overflow or past [`MAX_SIZE`]), so a huge or over-aligned request is
+//!   `AllocError` with the chunk unchanged; a zero-size one is a dangling pointer that owns
+//!   nothing.
+//! - **A pointer and its layout** (`deallocate`, `grow`, `shrink` of the `Allocator` impl):
+//!   `unsafe`, and the caller promises allocator-api2's contract: a live allocation of this
+//!   chunk, made or last resized with that layout's size. Within that contract the chunk
+//!   does not trust more than it must. The allocation is the newest of the current block
+//!   only if it ends exactly at the bump pointer, which no allocation of another block can
+//!   (the bump pointer lies past the current block's header); a zero-size allocation is
+//!   never the newest when freed (it may alias any address) and is never found in a large
+//!   block. Whether an allocation lives in a large block is decided by its address alone,
+//!   not by the layout: a large allocation may have been shrunk to any size, even to fit
+//!   the current block. Any other pointer is left alone: freeing it gives nothing back.
+//! - **A limit** (`set_limit`): any value; a limit below what the chunk holds only refuses
+//!   new blocks.
 
 use core::alloc::Layout;
 use core::fmt;
@@ -93,9 +120,11 @@ use crate::pool::{Block, Pool};
 use crate::stats::ChunkStats;
 use crate::{asan, bump, os};
 
+mod checkpoint;
 mod nounwind;
 mod state;
 
+pub use checkpoint::{Checkpoint, CheckpointError};
 pub use state::{BumpState, LocalBump, SharedBump};
 use state::{Refusal, Resize, Slow};
 
@@ -348,8 +377,9 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
 
     /// Forgets everything allocated and keeps only the largest block for reuse, like
     /// `bumpalo::Bump::reset` and Postgres' keeper block. The other blocks go back to the
-    /// pool. The largest block may be one that held a large allocation: it becomes the
-    /// chunk's only regular block, so the same work fits again without the pool.
+    /// pool. The largest block may be any of the chunk's, regular or one that held a large
+    /// allocation: it becomes the chunk's only regular block, so the same work fits again
+    /// without the pool. Checkpoints taken before a reset are stale after it.
     ///
     /// ```
     /// let mut chunk = perfloc::chunk(); // or perfloc::sync_chunk()
@@ -367,19 +397,9 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
     /// assert!(chunk.stats().capacity_bytes >= 1 << 20, "the largest block is kept");
     /// ```
     pub fn reset(&mut self) {
-        let current = self.state.current();
-        // SAFETY: the current block has an initialised header (invariant 1).
-        let mut keep = Block { ptr: current.cast(), size: unsafe { current.as_ref().size } };
         let slow = self.state.slow(|slow| *slow);
-        let mut node = slow.large;
-        while let Some(n) = node {
-            // SAFETY: large nodes are initialised (invariant 3).
-            let n = unsafe { n.as_ref() };
-            if n.block.size > keep.size {
-                keep = n.block;
-            }
-            node = n.next;
-        }
+        // Of blocks of one size, the last one `blocks` yields: the newest regular one.
+        let keep = self.blocks().max_by_key(|block| block.size).expect("a chunk holds a block");
         self.pool.release(self.blocks().filter(|block| block.ptr != keep.ptr), false);
         // The kept block's header is rewritten too: it must end the chain again.
         let header = new_header(keep);
@@ -388,183 +408,12 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         let slow = Slow {
             peak: slow.peak,
             large_made: slow.large_made,
+            identity: slow.identity,
+            resets: slow.resets + 1,
             ..Slow::new(next_size, keep.size, slow.limit)
         };
         self.state = K::new(header, slow);
         asan::poison(data_start(header), keep.size - HEADER);
-    }
-
-    /// Runs `f` in a nested scope of this chunk: whatever `f` allocates in it is given back
-    /// when `f` returns (or unwinds), blocks taken meanwhile included, and the chunk goes
-    /// on from where it was. Unlike [`ProcessChunk::child`] it takes no block from the
-    /// pool, so a scope that stays in the current block costs a few loads and stores.
-    /// Scopes nest: `f` gets the chunk by `&mut` and may open another.
-    ///
-    /// ```
-    /// use allocator_api2::vec::Vec;
-    ///
-    /// let mut chunk = perfloc::chunk(); // or perfloc::sync_chunk()
-    /// let total: u64 = (0..100u64)
-    ///     .map(|i| {
-    ///         chunk.scoped(|c| {
-    ///             let mut scratch: Vec<u64, _> = Vec::new_in(&*c);
-    ///             scratch.extend(0..i);
-    ///             scratch.iter().sum::<u64>()
-    ///         })
-    ///     })
-    ///     .sum();
-    /// assert_eq!(total, 161_700);
-    /// assert_eq!(chunk.stats().used_bytes, 0, "every scope gave its bytes back");
-    /// ```
-    ///
-    /// Nothing allocated inside can escape the scope:
-    ///
-    /// ```compile_fail
-    /// let mut chunk = perfloc::chunk();
-    /// let escaped: &str = chunk.scoped(|c| c.alloc_str("inside"));
-    /// ```
-    ///
-    /// and nothing allocated before it can be used inside, as the scope needs the chunk by
-    /// `&mut` (allocate what must outlive the scope after it, or pass copies in):
-    ///
-    /// ```compile_fail,E0502
-    /// let mut chunk = perfloc::chunk();
-    /// let before = chunk.alloc(1u32);
-    /// chunk.scoped(|c| *c.alloc(2u32) + *before);
-    /// ```
-    ///
-    /// If `f` resets the chunk or puts another chunk in its place, there is nothing of the
-    /// scope's to rewind, and the chunk stays as `f` left it.
-    pub fn scoped<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
-        /// Rewinds on the way out, on return or unwind.
-        struct Rewind<'a, 'pool, K: BumpState> {
-            chunk: &'a mut ProcessChunk<'pool, K>,
-            checkpoint: Checkpoint,
-        }
-        impl<K: BumpState> Drop for Rewind<'_, '_, K> {
-            fn drop(&mut self) {
-                if self.chunk.holds(&self.checkpoint) {
-                    self.chunk.rewind_unchecked(&self.checkpoint);
-                }
-            }
-        }
-        let checkpoint = self.checkpoint();
-        let scope = Rewind { chunk: self, checkpoint };
-        f(scope.chunk)
-    }
-
-    /// The chunk's current position, to come back to with [`ProcessChunk::rewind_to`]:
-    /// the explicit form of [`ProcessChunk::scoped`].
-    ///
-    /// ```
-    /// let mut chunk = perfloc::chunk();
-    /// chunk.alloc_str("kept");
-    /// let mark = chunk.checkpoint();
-    /// chunk.alloc_slice_copy(&[0u8; 100_000]); // a successor block
-    /// chunk.rewind_to(mark);
-    /// assert_eq!(chunk.stats().blocks, 1, "the successor went back to the pool");
-    /// assert_eq!(chunk.stats().used_bytes, 8);
-    /// ```
-    ///
-    /// Allocations made since cannot be alive when the chunk is rewound:
-    ///
-    /// ```compile_fail,E0502
-    /// let mut chunk = perfloc::chunk();
-    /// let mark = chunk.checkpoint();
-    /// let s = chunk.alloc_str("after the mark");
-    /// chunk.rewind_to(mark);
-    /// assert_eq!(s, "after the mark");
-    /// ```
-    ///
-    /// For a `SyncChunk` that other threads are allocating from, what they allocate around
-    /// the moment of the checkpoint may fall on either side of it.
-    pub fn checkpoint(&self) -> Checkpoint {
-        let block = self.state.current();
-        let (large_made, next_size) = self.state.slow(|slow| (slow.large_made, slow.next_size));
-        Checkpoint { block, cursor: self.state.cursor_of(block), large_made, next_size }
-    }
-
-    /// Gives back everything allocated since `checkpoint` was taken, and every block taken
-    /// since; allocations made before it stay. Taking `&mut self`, it cannot run while
-    /// anything allocated since is alive.
-    ///
-    /// # Panics
-    ///
-    /// Panics if `checkpoint` is not this chunk's, or its block has gone back to the pool
-    /// since (by a reset, or a rewind to an earlier checkpoint). A checkpoint from before a
-    /// reset that kept its block is still accepted: the chunk rewinds to that position.
-    ///
-    /// ```should_panic
-    /// let mut chunk = perfloc::chunk();
-    /// let other = perfloc::chunk();
-    /// chunk.rewind_to(other.checkpoint()); // another chunk's
-    /// ```
-    pub fn rewind_to(&mut self, checkpoint: Checkpoint) {
-        assert!(
-            self.holds(&checkpoint),
-            "perfloc: rewind_to with a checkpoint of another chunk, or one that a reset or an \
-             earlier rewind made stale"
-        );
-        self.rewind_unchecked(&checkpoint);
-    }
-
-    /// True if `checkpoint` denotes a position in this chunk: its block is in the chain and
-    /// its cursor inside that block's data.
-    fn holds(&self, checkpoint: &Checkpoint) -> bool {
-        // The usual case first: the checkpoint's block is still the current one.
-        let current = self.state.current();
-        let mut cur = Some(if checkpoint.block == current { current } else { self.first });
-        while let Some(header) = cur {
-            // SAFETY: chain blocks have initialised headers (invariant 1).
-            let h = unsafe { header.as_ref() };
-            if header == checkpoint.block {
-                let start = data_start(header).addr().get();
-                return (start..=header.addr().get() + h.size).contains(&checkpoint.cursor);
-            }
-            cur = NonNull::new(h.next.load(Ordering::Acquire));
-        }
-        false
-    }
-
-    /// Rewinds to `checkpoint`, which [`ProcessChunk::holds`] accepted. Memory safe for any
-    /// such checkpoint, stale or not: with `&mut self` nothing handed out is alive, and
-    /// only blocks of this chunk's chain after the checkpoint's, and large blocks the chunk
-    /// holds, go back to the pool.
-    fn rewind_unchecked(&mut self, checkpoint: &Checkpoint) {
-        let (pool, block) = (self.pool, checkpoint.block);
-        // SAFETY: `block` is in the chain (checked by the caller): an initialised header.
-        let (after, size) = unsafe {
-            let h = block.as_ref();
-            (NonNull::new(h.next.load(Ordering::Acquire)), h.size)
-        };
-        let slow = self.state.slow_mut();
-        // SAFETY: large nodes are initialised (invariant 3).
-        let newer = |node: NonNull<LargeNode>| unsafe { node.as_ref() }.seq > checkpoint.large_made;
-        if after.is_some() || slow.large.is_some_and(newer) {
-            // Large blocks newer than the checkpoint are a prefix of the list: the first
-            // node not newer stays, with every node after it.
-            let mut kept = slow.large;
-            while let Some(node) = kept.filter(|&node| newer(node)) {
-                // SAFETY: a live node (invariant 3).
-                kept = unsafe { node.as_ref() }.next;
-            }
-            let mut released = 0;
-            // SAFETY: `slow.large..kept` are live nodes of this chunk, `after` and what
-            // follows it blocks of its chain.
-            let blocks = unsafe { release_order(slow.large, kept, after) };
-            pool.release(blocks.inspect(|block| released += block.size), false);
-            slow.large = kept;
-            slow.give_back(released);
-            // SAFETY: `block`'s header is initialised; it ends the chain again.
-            unsafe { block.as_ref().next.store(ptr::null_mut(), Ordering::Release) };
-        }
-        slow.next_size = checkpoint.next_size;
-        slow.refusal = None;
-        let start = data_start(block);
-        // SAFETY: the caller checked `start <= checkpoint.cursor <= end of the block`.
-        let cursor = unsafe { start.add(checkpoint.cursor - start.addr().get()) };
-        self.state.restore(block, cursor);
-        asan::poison(cursor, block.addr().get() + size - checkpoint.cursor);
     }
 
     /// Changes this chunk's limit on the bytes of blocks it holds (see
@@ -1385,36 +1234,6 @@ impl<K: BumpState> fmt::Debug for ProcessChunk<'_, K> {
         f.debug_struct(K::NAME).field("stats", &self.stats()).finish_non_exhaustive()
     }
 }
-
-/// A position in a process chunk to rewind to: [`ProcessChunk::checkpoint`],
-/// [`ProcessChunk::rewind_to`]. Plain data: the chunk checks it against its own blocks
-/// before use.
-///
-/// ```
-/// let mut chunk = perfloc::sync_chunk();
-/// let mark = chunk.checkpoint();
-/// chunk.alloc([0u64; 16]);
-/// chunk.rewind_to(mark);
-/// assert_eq!(chunk.stats().used_bytes, 0);
-/// ```
-#[derive(Clone, Copy, Debug)]
-pub struct Checkpoint {
-    /// The current block when taken.
-    block: NonNull<BlockHeader>,
-    /// Its cursor.
-    cursor: usize,
-    /// How many large blocks the chunk had made.
-    large_made: usize,
-    /// The next successor's size.
-    next_size: usize,
-}
-
-// SAFETY: a checkpoint's pointer is never dereferenced before the chunk finds the same
-// address among its own live blocks (`ProcessChunk::holds`); sending or sharing the address
-// itself is harmless.
-unsafe impl Send for Checkpoint {}
-// SAFETY: as for `Send`.
-unsafe impl Sync for Checkpoint {}
 
 /// The blocks of the large nodes from `large` up to (not including) `stop`, then the
 /// regular blocks of the chain from `regular` on. Links are read before the block holding

@@ -157,7 +157,9 @@ pub use allocator_api2_03;
 /// allocator-api2 0.4, whose `Allocator` `&Chunk` also implements (feature `allocator-api2-04`).
 #[cfg(feature = "allocator-api2-04")]
 pub use allocator_api2_04;
-pub use chunk::{BumpState, Checkpoint, Chunk, LocalBump, ProcessChunk, SharedBump, SyncChunk};
+pub use chunk::{
+    BumpState, Checkpoint, CheckpointError, Chunk, LocalBump, ProcessChunk, SharedBump, SyncChunk,
+};
 pub use collect::{CollectIn, FromIteratorIn};
 pub use config::{ConfigError, MIN_BLOCK_SIZE, PoolBuilder};
 pub use global::{ConfigureGlobalError, configure_global};

@@ -15,7 +15,7 @@
 
 use core::alloc::Layout;
 use core::cell::{Cell, UnsafeCell};
-use core::num::NonZero;
+use core::num::{NonZero, NonZeroU64};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -42,6 +42,11 @@ pub(crate) struct Slow {
     pub(crate) limit: usize,
     /// Why the last block the chunk wanted was refused, for the panic messages.
     pub(crate) refusal: Option<Refusal>,
+    /// The chunk's identity for its checkpoints, taken at its first checkpoint
+    /// (`checkpoint::new_identity`); kept by a reset.
+    pub(crate) identity: Option<NonZeroU64>,
+    /// Resets so far: a checkpoint taken before the last one is stale.
+    pub(crate) resets: u64,
 }
 
 /// Why a chunk could not take a block.
@@ -56,7 +61,17 @@ pub(crate) enum Refusal {
 impl Slow {
     /// A fresh chunk's state: it holds one block of `held` bytes.
     pub(crate) fn new(next_size: usize, held: usize, limit: usize) -> Self {
-        Slow { large: None, next_size, large_made: 0, held, peak: held, limit, refusal: None }
+        Slow {
+            large: None,
+            next_size,
+            large_made: 0,
+            held,
+            peak: held,
+            limit,
+            refusal: None,
+            identity: None,
+            resets: 0,
+        }
     }
 
     /// Bytes the chunk may still take before its limit.

@@ -152,7 +152,7 @@ fn rewind_to_goes_back_to_the_checkpoint_in_both_kinds() {
     check(&pool);
 }
 
-fn panics(f: impl FnOnce()) -> String {
+pub fn panics(f: impl FnOnce()) -> String {
     let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).expect_err("must panic");
     err.downcast_ref::<&str>()
         .map(|s| s.to_string())
@@ -168,7 +168,7 @@ fn a_foreign_or_stale_checkpoint_is_refused_and_changes_nothing() {
     chunk.alloc(1u32);
     let used = chunk.stats().used_bytes;
     let message = panics(|| chunk.rewind_to(other.checkpoint()));
-    assert!(message.contains("checkpoint of another chunk"), "{message}");
+    assert!(message.contains("another chunk"), "{message}");
     assert_eq!(chunk.stats().used_bytes, used);
 
     // Stale: its block went back to the pool when an earlier checkpoint was rewound to.

@@ -174,6 +174,30 @@ fn reset_keeps_the_largest_block_even_a_large_one() {
     check(&pool);
 }
 
+#[test]
+fn reset_keeps_the_largest_block_even_an_older_regular_one() {
+    let pool = Pool::builder()
+        .first_top_chunk_size(64 * KIB)
+        .first_block_size(4 * KIB)
+        .chunk_limit(16 * KIB)
+        .build()
+        .unwrap();
+    let mut chunk = pool.chunk();
+    chunk.alloc_slice_fill_copy(3 * KIB, 1u8); // the 4 KiB first block
+    chunk.alloc_slice_fill_copy(6 * KIB, 2u8); // an 8 KiB successor
+    chunk.alloc_slice_fill_copy(3 * KIB, 3u8); // a 4 KiB one: 16 KiB would pass the limit
+    let stats = chunk.stats();
+    assert_eq!((stats.blocks, stats.capacity_bytes), (3, 16 * KIB), "{stats}");
+    chunk.reset();
+    let kept = chunk.stats();
+    assert_eq!((kept.blocks, kept.capacity_bytes, kept.used_bytes), (1, 8 * KIB, 0), "{kept}");
+    assert_eq!(pool.stats().in_use_bytes, 8 * KIB);
+    chunk.alloc_slice_fill_copy(6 * KIB, 4u8);
+    assert_eq!(chunk.stats().blocks, 1, "the same work fits the kept block");
+    drop(chunk);
+    check(&pool);
+}
+
 /// Pushes `len` bytes one by one into a fresh `Vec` in `chunk`; returns how many times the
 /// data moved, checking every byte survived each move.
 ///

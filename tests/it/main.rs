@@ -21,4 +21,5 @@ mod sync_chunk;
 mod system_calls;
 mod threads;
 mod top_chunks;
+mod trust;
 mod util;
