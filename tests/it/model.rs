@@ -12,7 +12,10 @@
 //!   Also: checkpoints taken and rewound to (what was made or resized since is given back,
 //!   the rest stays intact), chunk limits set and lifted (allocations then may fail, never
 //!   past the limit), and text formatted or collected straight into a chunk
-//!   (`try_alloc_fmt`, `alloc_iter`), which then lives as any other allocation.
+//!   (`try_alloc_fmt`, `alloc_iter`), which then lives as any other allocation. Every
+//!   checkpoint ever taken (of live, dropped or stale chunks) is handed to other chunks,
+//!   which refuse it and do not change; `scoped` closures put a new chunk in the chunk's
+//!   place and allocate in it, and the new chunk keeps what they allocated.
 //!   `operations_keep_every_allocation_intact_in_sync_chunks` runs the same on `SyncChunk`s.
 //! - `collections_in_chunks_match_std`: hashbrown `HashMap`s and allocator-api2 `Vec`s in
 //!   chunks, driven by random operations, compared with std collections.
@@ -27,7 +30,7 @@ use crate::util::{KIB, MIB, fill, intact, intact_from, scaled};
 use allocator_api2::alloc::Allocator;
 use allocator_api2::vec::Vec as AVec;
 use hashbrown::{DefaultHashBuilder, HashMap};
-use perfloc::{BumpState, Pool, ProcessChunk};
+use perfloc::{BumpState, CheckpointError, Pool, ProcessChunk};
 use proptest::prelude::*;
 use proptest::test_runner::{RngAlgorithm, TestRunner};
 use std::alloc::Layout;
@@ -102,6 +105,18 @@ enum Op {
         len: usize,
         iter: bool,
     },
+    /// Any checkpoint ever taken (of a live chunk, a dropped one, a stale one) handed to
+    /// another chunk: refused, nothing changes.
+    ForeignRewind {
+        mark: usize,
+        chunk: usize,
+    },
+    /// `scoped` whose closure drops the chunk, puts a new one in its place and allocates
+    /// `size` bytes in it: the new chunk refuses the old one's checkpoint and keeps them.
+    ScopedReplace {
+        chunk: usize,
+        size: usize,
+    },
 }
 
 fn size() -> impl Strategy<Value = usize> {
@@ -137,6 +152,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => pick.prop_map(|mark| Op::Rewind { mark }),
         1 => (pick, prop::option::of(0..4096usize)).prop_map(|(chunk, kib)| Op::Limit { chunk, kib }),
         2 => (pick, 0..600usize, any::<bool>()).prop_map(|(chunk, len, iter)| Op::Text { chunk, len, iter }),
+        1 => (pick, pick).prop_map(|(mark, chunk)| Op::ForeignRewind { mark, chunk }),
+        1 => (pick, size()).prop_map(|(chunk, size)| Op::ScopedReplace { chunk, size }),
     ]
 }
 
@@ -229,6 +246,8 @@ fn run<K: BumpState>(ops: Vec<Op>, new_chunk: for<'p> fn(&'p Pool) -> ProcessChu
     let (mut next_key, mut next_id) = (0u64, 0usize);
     // Checkpoints still valid: the chunk's key, the checkpoint, the step it was taken at.
     let mut marks: Vec<(u64, perfloc::Checkpoint, usize)> = Vec::new();
+    // Every checkpoint taken, valid or not, with its chunk's key.
+    let mut all_marks: Vec<(u64, perfloc::Checkpoint)> = Vec::new();
     // Per chunk key: allocations made before a checkpoint and resized after it, which a
     // rewind to it leaves in an unspecified state (the model forgets them; a large one may
     // keep its block until the chunk resets or drops).
@@ -349,7 +368,9 @@ fn run<K: BumpState>(ops: Vec<Op>, new_chunk: for<'p> fn(&'p Pool) -> ProcessChu
             }
             Op::Mark { chunk } if !chunks.is_empty() => {
                 let (key, _, c) = &chunks[chunk % chunks.len()];
-                marks.push((*key, c.checkpoint(), step));
+                let checkpoint = c.checkpoint();
+                marks.push((*key, checkpoint, step));
+                all_marks.push((*key, checkpoint));
             }
             Op::Rewind { mark } if !marks.is_empty() => {
                 let (key, checkpoint, taken) = marks[mark % marks.len()];
@@ -388,6 +409,42 @@ fn run<K: BumpState>(ops: Vec<Op>, new_chunk: for<'p> fn(&'p Pool) -> ProcessChu
                 let ptr = NonNull::new(bytes.as_mut_ptr()).unwrap();
                 let l = Live { chunk: *key, ptr, layout, id: next_id, born: step, since: step };
                 next_id += 1;
+                fill(l.bytes(), l.id);
+                live.push(l);
+            }
+            Op::ForeignRewind { mark, chunk } if !all_marks.is_empty() && !chunks.is_empty() => {
+                let (owner, checkpoint) = all_marks[mark % all_marks.len()];
+                let k = chunk % chunks.len();
+                let (key, _, c) = &mut chunks[k];
+                if *key == owner {
+                    continue;
+                }
+                let before = c.stats();
+                assert_eq!(c.try_rewind_to(checkpoint), Err(CheckpointError::OtherChunk));
+                assert_eq!(c.stats(), before, "a refused checkpoint changed nothing");
+            }
+            Op::ScopedReplace { chunk, size } if !chunks.is_empty() => {
+                let k = chunk % chunks.len();
+                let (old, pool) = (chunks[k].0, chunks[k].1);
+                live.retain(|l| l.chunk != old);
+                marks.retain(|m| m.0 != old);
+                forgotten.remove(&old);
+                let layout = Layout::from_size_align(size, 8).unwrap();
+                let made = chunks[k].2.scoped(|c| {
+                    drop(std::mem::replace(c, new_chunk(&pools[pool])));
+                    *c = new_chunk(&pools[pool]); // may reuse the dropped chunk's blocks
+                    (&*c).allocate(layout).expect("a new chunk without a limit allocates")
+                });
+                chunks[k].0 = next_key;
+                let l = Live {
+                    chunk: next_key,
+                    ptr: made.cast(),
+                    layout,
+                    id: next_id,
+                    born: step,
+                    since: step,
+                };
+                (next_key, next_id) = (next_key + 1, next_id + 1);
                 fill(l.bytes(), l.id);
                 live.push(l);
             }
