@@ -401,9 +401,13 @@ impl Pool {
     }
 
     /// Verifies the pool's bookkeeping: every top chunk's free blocks are aligned, disjoint
-    /// and merged, top chunks do not overlap, and the byte totals agree with the stats.
+    /// and merged, top chunks do not overlap, the byte totals agree with the stats, and
+    /// with no live chunk every block lent is in a thread's or a shard's cache (a block
+    /// that a chunk lost track of, say because its record was overwritten, is found here).
     ///
-    /// Meant for tests and for chasing a bug; it walks every free block.
+    /// Meant for tests and for chasing a bug; it walks every free block. The chunk counts
+    /// are read while other threads go on: run it while no other thread makes or drops
+    /// chunks of this pool.
     ///
     /// With the cargo feature `check-invariants`, the pool runs this check itself after
     /// every change to its bookkeeping, and panics on the first violation.
@@ -418,13 +422,23 @@ impl Pool {
     /// ```
     pub fn check(&self) -> Result<(), String> {
         // Shards first (the lock order everywhere): blocks they cache must not be free.
+        let (mut chunks, mut cached_bytes) = self.local_figures();
         let mut cached = Vec::new();
         self.local_blocks(&mut cached);
         for shard in &self.shards {
-            shard.lock().blocks(self.config.first_block_size, &mut cached);
+            let cache = shard.lock();
+            cache.blocks(self.config.first_block_size, &mut cached);
+            chunks += cache.chunks;
+            cached_bytes += cache.bytes;
         }
         let state = self.lock();
         state.check()?;
+        if chunks == 0 && state.lent_bytes != cached_bytes {
+            return Err(format!(
+                "{} bytes are lent with no live chunk: a chunk lost track of a block",
+                state.lent_bytes.abs_diff(cached_bytes)
+            ));
+        }
         for block in cached {
             let top = state
                 .top_chunks

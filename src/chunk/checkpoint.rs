@@ -176,8 +176,9 @@ impl<K: BumpState> ProcessChunk<'_, K> {
     ///
     /// let mut chunk = perfloc::chunk();
     /// let early = chunk.checkpoint();
-    /// chunk.alloc_slice_copy(&[0u8; 100_000]); // a successor block
-    /// let late = chunk.checkpoint();
+    /// chunk.alloc_slice_copy(&[0u8; 12_000]);
+    /// chunk.alloc_slice_copy(&[0u8; 8_000]); // does not fit the first block: a successor
+    /// let late = chunk.checkpoint(); // in the successor
     /// assert_eq!(chunk.try_rewind_to(early), Ok(()));
     /// assert_eq!(chunk.try_rewind_to(late), Err(CheckpointError::Stale));
     /// let other = perfloc::chunk().checkpoint();

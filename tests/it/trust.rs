@@ -208,3 +208,30 @@ fn a_zero_size_allocation_is_never_taken_for_the_newest() {
     // SAFETY: `word` is live; freeing `z` did not touch it.
     assert_eq!(unsafe { *word }, 5);
 }
+
+/// What the review saw: a large node overwritten (here on purpose, by copying another node
+/// over it) loses its block when the chunk drops, and `Pool::check` said `Ok`. It names the
+/// lost bytes now. Natively only: the write is outside any allocation handed out.
+#[test]
+#[cfg(not(miri))]
+fn pool_check_finds_a_block_lost_by_an_overwritten_large_node() {
+    let pool = pool();
+    let chunk = pool.chunk();
+    let first: *mut u64 = chunk.alloc(0u64); // each large node follows its marker
+    large(&chunk, 1);
+    let second: *mut u64 = chunk.alloc(0u64);
+    large(&chunk, 2);
+    assert_eq!(chunk.stats().large_blocks, 2);
+    let node = second.addr() - first.addr() - 8;
+    // SAFETY: both nodes lie in the chunk's first block, which is mapped and ours; this
+    // breaks the chunk's bookkeeping on purpose (the second node now names the first
+    // block), and the chunk is only dropped afterwards.
+    unsafe {
+        let from = first.cast::<u8>().add(8);
+        std::ptr::copy_nonoverlapping(from, second.cast::<u8>().add(8), node);
+    }
+    drop(chunk);
+    let err = pool.check().unwrap_err();
+    assert!(err.contains("with no live chunk"), "{err}");
+    assert!(err.starts_with(&format!("{} bytes", pool.stats().in_use_bytes)), "{err}");
+}
