@@ -21,6 +21,21 @@ pub const MIN_BLOCK_SIZE: usize = 256;
 /// Largest size any setting may take: `2^(usize::BITS - 2)`, so doubling never overflows.
 pub(crate) const MAX_SIZE: usize = 1 << (usize::BITS - 2);
 
+/// Largest allowed `first_top_chunk_size`, and so `first_block_size`: 256 GiB on 64-bit
+/// targets, half the smallest user address space among them (39 bits on some aarch64
+/// kernels), and 1 GiB on 32-bit ones. Every chunk needs the first top chunk mapped, so a
+/// larger one could never be served: the builder and `PERFLOC_FIRST_BLOCK` refuse it.
+///
+/// ```
+/// let err = perfloc::Pool::builder()
+///     .first_top_chunk_size(2 * perfloc::MAX_FIRST_TOP_CHUNK_SIZE)
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(err.setting(), "first_top_chunk_size");
+/// assert!(err.to_string().contains("could never be mapped"));
+/// ```
+pub const MAX_FIRST_TOP_CHUNK_SIZE: usize = if usize::BITS >= 64 { 1 << 38 } else { 1 << 30 };
+
 /// The validated settings of a pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Config {
@@ -101,7 +116,8 @@ impl PoolBuilder {
 
     /// Size in bytes of the first top chunk the pool maps; each later top chunk is twice
     /// the size of the last (or large enough for the request that needed it). Must be a
-    /// power of two, at least the OS page size and at least `first_block_size`.
+    /// power of two, at least the OS page size and at least `first_block_size`, and at most
+    /// [`MAX_FIRST_TOP_CHUNK_SIZE`].
     ///
     /// ```
     /// let pool = perfloc::Pool::builder().first_top_chunk_size(4 << 20).build()?;
@@ -236,8 +252,8 @@ impl PoolBuilder {
     fn validate(&self) -> Result<(), ConfigError> {
         let c = &self.config;
         let page = crate::os::page_size();
-        check_size("first_top_chunk_size", c.first_top_chunk_size, page)?;
-        check_size("first_block_size", c.first_block_size, MIN_BLOCK_SIZE)?;
+        check_first_size("first_block_size", c.first_block_size, MIN_BLOCK_SIZE)?;
+        check_first_size("first_top_chunk_size", c.first_top_chunk_size, page)?;
         if c.first_block_size > c.first_top_chunk_size {
             return Err(ConfigError::new(
                 "first_block_size",
@@ -278,15 +294,24 @@ impl PoolBuilder {
     }
 }
 
-fn check_size(setting: &'static str, value: usize, min: usize) -> Result<(), ConfigError> {
+/// Checks a first size (of a block or a top chunk): a power of two from `min` to
+/// [`MAX_FIRST_TOP_CHUNK_SIZE`].
+pub(crate) fn check_first_size(
+    setting: &'static str,
+    value: usize,
+    min: usize,
+) -> Result<(), ConfigError> {
     let problem = if value == 0 {
         "must not be zero".to_owned()
     } else if !value.is_power_of_two() {
         format!("is {value}, which is not a power of two")
     } else if value < min {
         format!("is {value}, smaller than the minimum of {min}")
-    } else if value > MAX_SIZE {
-        format!("is {value}, larger than the maximum of {MAX_SIZE}")
+    } else if value > MAX_FIRST_TOP_CHUNK_SIZE {
+        format!(
+            "is {value}, larger than the maximum of {MAX_FIRST_TOP_CHUNK_SIZE}: a first top chunk \
+             that large could never be mapped"
+        )
     } else {
         return Ok(());
     };

@@ -11,31 +11,36 @@
 
 use core::fmt;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::config::env;
 use crate::{ConfigError, Pool, PoolBuilder};
 
 /// The global pool, made at its first use (or by [`configure_global`]).
-static GLOBAL: OnceLock<Pool> = OnceLock::new();
-/// Whether [`configure_global`] made it, for the message of a second call.
-static CONFIGURED: AtomicBool = AtomicBool::new(false);
+static GLOBAL: OnceLock<Global> = OnceLock::new();
+
+/// The global pool and who set its settings: one value, set once, so a caller that finds it
+/// set always learns who set it (a flag stored after the pool would leave a window where a
+/// second `configure_global` read "the environment" for a pool the first call made).
+struct Global {
+    pool: Pool,
+    /// Whether [`configure_global`] made it, for the message of a second call.
+    configured: bool,
+}
 
 /// The global pool: made on first use from the environment's settings.
 #[inline]
 pub(crate) fn pool() -> &'static Pool {
-    GLOBAL.get_or_init(from_env)
+    &GLOBAL.get_or_init(from_env).pool
 }
 
 #[cold]
-fn from_env() -> Pool {
-    let (config, messages) = env::settings(|var| {
-        std::env::var_os(var).map(|value| value.to_string_lossy().into_owned())
-    });
+fn from_env() -> Global {
+    let lookup = |var: &str| std::env::var_os(var).map(|v| v.to_string_lossy().into_owned());
+    let (config, messages) = env::settings(lookup, crate::os::can_map);
     for message in messages {
         eprintln!("{message}");
     }
-    Pool::from_config(config)
+    Global { pool: Pool::from_config(config), configured: false }
 }
 
 /// Sets the global pool's settings ([`Pool::global`], which [`perfloc::chunk()`](crate::chunk)
@@ -83,12 +88,11 @@ fn from_env() -> Pool {
 /// successful call. The global pool is unchanged in each case.
 pub fn configure_global(builder: PoolBuilder) -> Result<(), ConfigureGlobalError> {
     let pool = builder.build().map_err(ConfigureGlobalError::Invalid)?;
-    if GLOBAL.get().is_some() {
-        return Err(already());
+    if let Some(global) = GLOBAL.get() {
+        return Err(already(global));
     }
-    match GLOBAL.set(pool) {
+    match GLOBAL.set(Global { pool, configured: true }) {
         Ok(()) => {
-            CONFIGURED.store(true, Ordering::Release);
             for var in env::VARS {
                 if let Some(value) = std::env::var_os(var) {
                     eprintln!(
@@ -100,13 +104,13 @@ pub fn configure_global(builder: PoolBuilder) -> Result<(), ConfigureGlobalError
             }
             Ok(())
         }
-        // Another thread got there first.
-        Err(_) => Err(already()),
+        // Another thread got there first; `set` returns once its value is in place.
+        Err(_) => Err(already(GLOBAL.get().expect("set by the thread that got there first"))),
     }
 }
 
-fn already() -> ConfigureGlobalError {
-    if CONFIGURED.load(Ordering::Acquire) {
+fn already(global: &Global) -> ConfigureGlobalError {
+    if global.configured {
         ConfigureGlobalError::AlreadyConfigured
     } else {
         ConfigureGlobalError::AlreadyInUse

@@ -45,7 +45,8 @@
 //!   (shards), so they take no pool-wide lock.
 //! - **Scopes.** [`Chunk::child`] makes a nested scope; [`ProcessChunk::scoped`] (or
 //!   [`ProcessChunk::checkpoint`] and [`ProcessChunk::rewind_to`]) a cheaper one in the same
-//!   chunk; [`Chunk::reset`] forgets everything and keeps the largest block; dropping the
+//!   chunk, whose checkpoints no other chunk accepts; [`Chunk::reset`] forgets everything
+//!   and keeps the largest block; dropping the
 //!   chunk returns its blocks. [`PoolBuilder::chunk_limit`] caps what one chunk may hold.
 //! - **Downsizing.** Free memory above [`PoolBuilder::retain`] that has stayed free for
 //!   [`PoolBuilder::decay`] goes back to the OS by itself (idle top chunks unmapped, long-free
@@ -102,8 +103,21 @@
 //! ## The global pool
 //!
 //! [`chunk()`] and [`sync_chunk()`] use [`Pool::global`], whose settings come from
-//! [`configure_global`] (before its first use) or from the environment variables
-//! `PERFLOC_RETAIN`, `PERFLOC_DECAY`, `PERFLOC_LIMIT` and `PERFLOC_FIRST_BLOCK`.
+//! [`configure_global`] (before its first use) or from these environment variables, read
+//! once at its first use:
+//!
+//! | variable | setting | accepts | refused (reported, the default kept) |
+//! |---|---|---|---|
+//! | `PERFLOC_RETAIN` | [`PoolBuilder::retain`] | a size: `4MiB`, `512KiB`, `1048576` (bytes); default 4 MiB | above the limit |
+//! | `PERFLOC_DECAY` | [`PoolBuilder::decay`] | a duration: `500ms`, `2s`, `1min`, `0`, `never`; default 1 s; one longer than the process has lived gives nothing back yet | a number without a unit (but `0`), other units |
+//! | `PERFLOC_LIMIT` | [`PoolBuilder::limit`] | a size, or `none` (the default) | below the first top chunk (1 MiB by default) |
+//! | `PERFLOC_FIRST_BLOCK` | [`PoolBuilder::first_block_size`] | a power of two from 256 B ([`MIN_BLOCK_SIZE`]) to 256 GiB ([`MAX_FIRST_TOP_CHUNK_SIZE`]); default 16 KiB; the first top chunk grows to hold it | other sizes, or one whose first top chunk the OS will not map |
+//!
+//! Sizes are whole numbers with a binary unit (`B`, `KiB`, `MiB`, `GiB`, `TiB`, any case)
+//! or none (bytes); `KB`, `MB` and `GB` are refused as ambiguous, and so is anything that
+//! does not parse (`-1`, `1.5GiB`, a number past `u64`). A refused value is reported on
+//! stderr with the variable's name and value, that setting keeps its default, the others
+//! still apply, and the program goes on.
 //!
 //! ## Features
 //!
@@ -161,7 +175,7 @@ pub use chunk::{
     BumpState, Checkpoint, CheckpointError, Chunk, LocalBump, ProcessChunk, SharedBump, SyncChunk,
 };
 pub use collect::{CollectIn, FromIteratorIn};
-pub use config::{ConfigError, MIN_BLOCK_SIZE, PoolBuilder};
+pub use config::{ConfigError, MAX_FIRST_TOP_CHUNK_SIZE, MIN_BLOCK_SIZE, PoolBuilder};
 pub use global::{ConfigureGlobalError, configure_global};
 /// The hashbrown (0.17, with its `allocator-api2` feature) whose maps take a `&Chunk`.
 pub use hashbrown;

@@ -90,6 +90,19 @@ pub(crate) unsafe fn unmap(ptr: NonNull<u8>, size: usize) {
     debug_assert_eq!(rc, 0, "munmap failed");
 }
 
+/// Whether a region of `size` bytes (a non-zero multiple of [`page_size`]) can be mapped
+/// now: a trial, unmapped at once, for a setting whose every use needs such a region.
+pub(crate) fn can_map(size: usize) -> bool {
+    match map(size) {
+        Ok(region) => {
+            // SAFETY: the whole region just mapped, unmapped once, and never used.
+            unsafe { unmap(region, size) };
+            true
+        }
+        Err(AllocError) => false,
+    }
+}
+
 /// Largest region the Miri backend maps: 4 GiB.
 #[cfg(not(all(unix, not(miri))))]
 const MIRI_MAX_REGION: usize = 1 << 32;

@@ -88,6 +88,47 @@ fn configure_global_after_first_use_is_an_error() {
     assert_eq!(perfloc_lines(&stderr), Vec::<&str>::new());
 }
 
+/// Values a hostile or careless environment may hold: each is refused with a message naming
+/// the variable and its value, and the child keeps running on the defaults.
+const HOSTILE: &[(&str, &str)] = &[
+    ("PERFLOC_FIRST_BLOCK", "4611686018427387904"), // 2^62: no OS maps it
+    ("PERFLOC_FIRST_BLOCK", "2TiB"),
+    ("PERFLOC_FIRST_BLOCK", "3MiB"), // not a power of two
+    ("PERFLOC_FIRST_BLOCK", "0"),
+    ("PERFLOC_FIRST_BLOCK", "18446744073709551616"), // past u64
+    ("PERFLOC_LIMIT", "0"),
+    ("PERFLOC_LIMIT", "4KiB"), // below the first top chunk
+    ("PERFLOC_LIMIT", "-1"),
+    ("PERFLOC_LIMIT", "99999999999TiB"),
+    ("PERFLOC_RETAIN", "1.5GiB"),
+    ("PERFLOC_RETAIN", "lots"),
+    ("PERFLOC_DECAY", "1e9s"),
+    ("PERFLOC_DECAY", "500"), // no unit
+    ("PERFLOC_DECAY", "99999999999999999999min"),
+    ("PERFLOC_DECAY", ""),
+];
+
+#[test]
+fn every_hostile_value_is_reported_and_the_defaults_keep_working() {
+    for (var, value) in HOSTILE {
+        let stderr = run_child("child::running_on_the_defaults", &[(var, value)]);
+        let lines = perfloc_lines(&stderr);
+        assert_eq!(lines.len(), 1, "{var}={value:?}: one message:\n{stderr}");
+        assert!(lines[0].contains(&format!("ignoring {var}={value:?}")), "{}", lines[0]);
+        assert!(lines[0].ends_with("the default stays in force"), "{}", lines[0]);
+    }
+}
+
+#[test]
+fn configure_global_from_many_threads_at_once_names_the_winner() {
+    // The window this guards (the pool set, its "configured" flag not yet) is narrow: a few
+    // children, each with eight threads released at once.
+    for _ in 0..5 {
+        let stderr = run_child("child::configure_global_at_once", &[]);
+        assert_eq!(perfloc_lines(&stderr), Vec::<&str>::new());
+    }
+}
+
 /// The children: each runs only when a parent test above starts it.
 mod child {
     use super::*;
@@ -134,6 +175,40 @@ mod child {
         assert_eq!(again, ConfigureGlobalError::AlreadyConfigured);
         assert!(again.to_string().contains("second time"), "{again}");
         assert_eq!(first_block(), 32 * KIB, "unchanged");
+    }
+
+    #[test]
+    #[ignore = "run by every_hostile_value_is_reported_and_the_defaults_keep_working"]
+    fn running_on_the_defaults() {
+        assert_eq!(first_block(), 16 * KIB, "the default first block");
+        for _ in 0..3 {
+            let chunk = perfloc::chunk();
+            chunk.alloc_slice_copy(&vec![1u8; 4 * MIB]); // no limit, the default
+        }
+        let stats = Pool::global().stats();
+        assert_eq!(stats.top_chunk_stats[0].size, MIB, "the default first top chunk");
+        assert_eq!(stats.live_chunks, 0);
+    }
+
+    #[test]
+    #[ignore = "run by configure_global_from_many_threads_at_once_names_the_winner"]
+    fn configure_global_at_once() {
+        let start = std::sync::Barrier::new(8);
+        let results: Vec<_> = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        start.wait();
+                        perfloc::configure_global(Pool::builder())
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+        for result in results.iter().filter(|r| r.is_err()) {
+            assert_eq!(*result, Err(ConfigureGlobalError::AlreadyConfigured));
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! | `PERFLOC_RETAIN` | [`PoolBuilder::retain`] | a size: `4MiB`, `512KiB`, `1GiB`, `1048576` (bytes) |
 //! | `PERFLOC_DECAY` | [`PoolBuilder::decay`] | a duration: `500ms`, `2s`, `1min`, `0`, `never` |
 //! | `PERFLOC_LIMIT` | [`PoolBuilder::limit`] | a size, or `none` |
-//! | `PERFLOC_FIRST_BLOCK` | [`PoolBuilder::first_block_size`] | a size (a power of two, at least 256 B); the first top chunk grows to hold it if need be |
+//! | `PERFLOC_FIRST_BLOCK` | [`PoolBuilder::first_block_size`] | a size (a power of two, at least 256 B, at most 256 GiB); the first top chunk grows to hold it if need be, and the OS must map that |
 //!
 //! Sizes are whole numbers with a binary unit (`B`, `KiB`, `MiB`, `GiB`, `TiB`, any case) or
 //! none (bytes); `KB`/`MB`/`GB` are refused as ambiguous. A value that does not parse, or
@@ -14,7 +14,7 @@
 
 use core::time::Duration;
 
-use super::{Config, PoolBuilder};
+use super::{Config, MIN_BLOCK_SIZE, PoolBuilder, check_first_size};
 
 /// The variables, in the order they are read and reported.
 pub(crate) const VARS: [&str; 4] =
@@ -102,7 +102,14 @@ impl Setting {
                 Ok(Setting::Limit(usize::MAX))
             }
             "PERFLOC_LIMIT" => parse_bytes(raw).map(Setting::Limit),
-            _ => parse_bytes(raw).map(Setting::FirstBlock),
+            // Checked on its own first, so that a refusal names the setting the variable
+            // sets, not the first top chunk that `apply` raises to hold it.
+            _ => {
+                let bytes = parse_bytes(raw)?;
+                check_first_size("first_block_size", bytes, MIN_BLOCK_SIZE)
+                    .map_err(|err| err.to_string())?;
+                Ok(Setting::FirstBlock(bytes))
+            }
         }
     }
 
@@ -130,7 +137,12 @@ struct Accepted {
 /// The global pool's settings from variables looked up with `lookup` (the environment, or
 /// a table in tests), and one message for each value ignored, naming the variable and the
 /// value. The result is always valid: a refused value falls back to its default.
-pub(crate) fn settings(lookup: impl Fn(&str) -> Option<String>) -> (Config, Vec<String>) {
+/// `can_map(bytes)` says whether the OS maps a region of that size now: a first block whose
+/// top chunk it refuses would fail every chunk, so it is refused too.
+pub(crate) fn settings(
+    lookup: impl Fn(&str) -> Option<String>,
+    can_map: impl Fn(usize) -> bool,
+) -> (Config, Vec<String>) {
     let mut messages = Vec::new();
     let mut accepted = Vec::new();
     for var in VARS {
@@ -143,7 +155,20 @@ pub(crate) fn settings(lookup: impl Fn(&str) -> Option<String>) -> (Config, Vec<
     loop {
         let builder =
             accepted.iter().fold(PoolBuilder::new(), |builder, a| a.setting.apply(builder));
+        let first_block = accepted.iter().position(|a| a.var == "PERFLOC_FIRST_BLOCK");
         match builder.checked() {
+            Ok(config)
+                if first_block.is_some()
+                    && config.first_top_chunk_size > Config::DEFAULT.first_top_chunk_size
+                    && !can_map(config.first_top_chunk_size) =>
+            {
+                let a = accepted.remove(first_block.expect("tested just above"));
+                let problem = format!(
+                    "the OS refused to map a first top chunk of {} bytes to hold it",
+                    config.first_top_chunk_size
+                );
+                messages.push(ignored(a.var, &a.raw, &problem));
+            }
             Ok(config) => return (config, messages),
             Err(refused) => {
                 let var = match refused.setting() {
@@ -235,7 +260,9 @@ mod tests {
     fn from(vars: &[(&str, &str)]) -> (Config, Vec<String>) {
         let vars: Vec<(String, String)> =
             vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        settings(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+        let lookup = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        // The OS maps up to 1 TiB in these tests.
+        settings(lookup, |bytes| bytes <= 1 << 40)
     }
 
     #[test]
@@ -310,5 +337,44 @@ mod tests {
         let (config, messages) = from(&[("PERFLOC_LIMIT", "4KiB")]);
         assert_eq!(config, Config::DEFAULT);
         assert!(messages[0].contains("PERFLOC_LIMIT=\"4KiB\""), "{messages:?}");
+    }
+
+    #[test]
+    fn a_first_block_that_could_never_be_served_is_refused_under_its_own_name() {
+        for (raw, problem) in [
+            ("4611686018427387904", "never be mapped"),
+            ("2TiB", "never be mapped"),
+            ("3MiB", "not a power of two"),
+            ("0", "must not be zero"),
+            ("128", "smaller than the minimum"),
+        ] {
+            let (config, messages) = from(&[("PERFLOC_FIRST_BLOCK", raw)]);
+            assert_eq!(config, Config::DEFAULT, "{raw}");
+            assert_eq!(messages.len(), 1, "{messages:?}");
+            let message = &messages[0];
+            assert!(message.contains(&format!("PERFLOC_FIRST_BLOCK={raw:?}")), "{message}");
+            assert!(message.contains("`first_block_size`"), "{message}");
+            assert!(!message.contains("first_top_chunk_size"), "{message}");
+            assert!(message.contains(problem), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_first_block_the_os_will_not_map_is_refused() {
+        let vars = [("PERFLOC_FIRST_BLOCK", "64GiB"), ("PERFLOC_DECAY", "2s")];
+        let lookup = |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string());
+        let (config, messages) = settings(lookup, |bytes| bytes <= 1 << 30);
+        assert_eq!(config.first_block_size, Config::DEFAULT.first_block_size);
+        assert_eq!(config.first_top_chunk_size, Config::DEFAULT.first_top_chunk_size);
+        assert_eq!(config.decay, Duration::from_secs(2), "the others still apply");
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        assert!(messages[0].contains("PERFLOC_FIRST_BLOCK=\"64GiB\""), "{messages:?}");
+        assert!(messages[0].contains("the OS refused to map"), "{messages:?}");
+        // Only a first block larger than the default's top chunk needs the trial.
+        let (config, messages) = settings(
+            |name| (name == "PERFLOC_FIRST_BLOCK").then(|| "64KiB".to_owned()),
+            |_| panic!("no trial mapping for a first block within the default top chunk"),
+        );
+        assert_eq!((config.first_block_size, messages.len()), (64 * KIB, 0));
     }
 }
