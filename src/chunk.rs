@@ -408,8 +408,6 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         let slow = Slow {
             peak: slow.peak,
             large_made: slow.large_made,
-            identity: slow.identity,
-            resets: slow.resets + 1,
             ..Slow::new(next_size, keep.size, slow.limit)
         };
         self.state = K::new(header, slow);
@@ -455,7 +453,7 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
     /// `what`: what was being done, such as "allocating 100 bytes (align 8)".
     pub(crate) fn refusal_message(&self, what: &str) -> String {
         let slow = self.state.slow(|slow| *slow);
-        match slow.refusal {
+        match slow.refusal.get() {
             Some(Refusal::ChunkLimit(block)) => format!(
                 "perfloc: chunk limit reached {what}: a block of {block} bytes would take the \
                  chunk past its limit of {} bytes (it holds {}); use the try_ methods to \
@@ -629,7 +627,7 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
             }
             Err(AllocError) => {
                 slow.give_back(size);
-                slow.refusal = Some(Refusal::Pool(size));
+                slow.refusal = Refusal::Pool(size).into();
                 Err(AllocError)
             }
         }
@@ -703,7 +701,7 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
             Err(err) => {
                 self.state.slow(|slow| {
                     slow.give_back(size);
-                    slow.refusal = Some(Refusal::Pool(size));
+                    slow.refusal = Refusal::Pool(size).into();
                 });
                 return Err(err);
             }

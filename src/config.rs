@@ -21,20 +21,22 @@ pub const MIN_BLOCK_SIZE: usize = 256;
 /// Largest size any setting may take: `2^(usize::BITS - 2)`, so doubling never overflows.
 pub(crate) const MAX_SIZE: usize = 1 << (usize::BITS - 2);
 
-/// Largest allowed `first_top_chunk_size`, and so `first_block_size`: 256 GiB on 64-bit
-/// targets, half the smallest user address space among them (39 bits on some aarch64
-/// kernels), and 1 GiB on 32-bit ones. Every chunk needs the first top chunk mapped, so a
-/// larger one could never be served: the builder and `PERFLOC_FIRST_BLOCK` refuse it.
+/// Largest allowed `first_block_size`: 256 GiB on 64-bit targets, half the smallest user
+/// address space among them (39 bits on some aarch64 kernels), and 1 GiB on 32-bit ones.
+/// Every chunk needs a first block mapped, so a larger one could never be served: the
+/// builder and `PERFLOC_FIRST_BLOCK` refuse it. (A first top chunk the OS refuses is no
+/// such problem: the pool then maps one just big enough for the block.)
 ///
 /// ```
 /// let err = perfloc::Pool::builder()
-///     .first_top_chunk_size(2 * perfloc::MAX_FIRST_TOP_CHUNK_SIZE)
+///     .first_top_chunk_size(1 << 40)
+///     .first_block_size(2 * perfloc::MAX_FIRST_BLOCK_SIZE)
 ///     .build()
 ///     .unwrap_err();
-/// assert_eq!(err.setting(), "first_top_chunk_size");
+/// assert_eq!(err.setting(), "first_block_size");
 /// assert!(err.to_string().contains("could never be mapped"));
 /// ```
-pub const MAX_FIRST_TOP_CHUNK_SIZE: usize = if usize::BITS >= 64 { 1 << 38 } else { 1 << 30 };
+pub const MAX_FIRST_BLOCK_SIZE: usize = if usize::BITS >= 64 { 1 << 38 } else { 1 << 30 };
 
 /// The validated settings of a pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,8 +118,7 @@ impl PoolBuilder {
 
     /// Size in bytes of the first top chunk the pool maps; each later top chunk is twice
     /// the size of the last (or large enough for the request that needed it). Must be a
-    /// power of two, at least the OS page size and at least `first_block_size`, and at most
-    /// [`MAX_FIRST_TOP_CHUNK_SIZE`].
+    /// power of two, at least the OS page size and at least `first_block_size`.
     ///
     /// ```
     /// let pool = perfloc::Pool::builder().first_top_chunk_size(4 << 20).build()?;
@@ -252,8 +253,8 @@ impl PoolBuilder {
     fn validate(&self) -> Result<(), ConfigError> {
         let c = &self.config;
         let page = crate::os::page_size();
-        check_first_size("first_block_size", c.first_block_size, MIN_BLOCK_SIZE)?;
-        check_first_size("first_top_chunk_size", c.first_top_chunk_size, page)?;
+        check_size("first_block_size", c.first_block_size, MIN_BLOCK_SIZE, MAX_FIRST_BLOCK_SIZE)?;
+        check_size("first_top_chunk_size", c.first_top_chunk_size, page, MAX_SIZE)?;
         if c.first_block_size > c.first_top_chunk_size {
             return Err(ConfigError::new(
                 "first_block_size",
@@ -294,12 +295,12 @@ impl PoolBuilder {
     }
 }
 
-/// Checks a first size (of a block or a top chunk): a power of two from `min` to
-/// [`MAX_FIRST_TOP_CHUNK_SIZE`].
-pub(crate) fn check_first_size(
+/// Checks a size setting: a power of two from `min` to `max`.
+pub(crate) fn check_size(
     setting: &'static str,
     value: usize,
     min: usize,
+    max: usize,
 ) -> Result<(), ConfigError> {
     let problem = if value == 0 {
         "must not be zero".to_owned()
@@ -307,11 +308,8 @@ pub(crate) fn check_first_size(
         format!("is {value}, which is not a power of two")
     } else if value < min {
         format!("is {value}, smaller than the minimum of {min}")
-    } else if value > MAX_FIRST_TOP_CHUNK_SIZE {
-        format!(
-            "is {value}, larger than the maximum of {MAX_FIRST_TOP_CHUNK_SIZE}: a first top chunk \
-             that large could never be mapped"
-        )
+    } else if value > max {
+        format!("is {value}, larger than the maximum of {max}: it could never be mapped")
     } else {
         return Ok(());
     };

@@ -111,7 +111,7 @@
 //! | `PERFLOC_RETAIN` | [`PoolBuilder::retain`] | a size: `4MiB`, `512KiB`, `1048576` (bytes); default 4 MiB | above the limit |
 //! | `PERFLOC_DECAY` | [`PoolBuilder::decay`] | a duration: `500ms`, `2s`, `1min`, `0`, `never`; default 1 s; one longer than the process has lived gives nothing back yet | a number without a unit (but `0`), other units |
 //! | `PERFLOC_LIMIT` | [`PoolBuilder::limit`] | a size, or `none` (the default) | below the first top chunk (1 MiB by default) |
-//! | `PERFLOC_FIRST_BLOCK` | [`PoolBuilder::first_block_size`] | a power of two from 256 B ([`MIN_BLOCK_SIZE`]) to 256 GiB ([`MAX_FIRST_TOP_CHUNK_SIZE`]); default 16 KiB; the first top chunk grows to hold it | other sizes, or one whose first top chunk the OS will not map |
+//! | `PERFLOC_FIRST_BLOCK` | [`PoolBuilder::first_block_size`] | a power of two from 256 B ([`MIN_BLOCK_SIZE`]) to 256 GiB ([`MAX_FIRST_BLOCK_SIZE`]); default 16 KiB; the first top chunk grows to hold it | other sizes, or one the OS will not map |
 //!
 //! Sizes are whole numbers with a binary unit (`B`, `KiB`, `MiB`, `GiB`, `TiB`, any case)
 //! or none (bytes); `KB`, `MB` and `GB` are refused as ambiguous, and so is anything that
@@ -175,7 +175,7 @@ pub use chunk::{
     BumpState, Checkpoint, CheckpointError, Chunk, LocalBump, ProcessChunk, SharedBump, SyncChunk,
 };
 pub use collect::{CollectIn, FromIteratorIn};
-pub use config::{ConfigError, MAX_FIRST_TOP_CHUNK_SIZE, MIN_BLOCK_SIZE, PoolBuilder};
+pub use config::{ConfigError, MAX_FIRST_BLOCK_SIZE, MIN_BLOCK_SIZE, PoolBuilder};
 pub use global::{ConfigureGlobalError, configure_global};
 /// The hashbrown (0.17, with its `allocator-api2` feature) whose maps take a `&Chunk`.
 pub use hashbrown;

@@ -22,9 +22,10 @@
 //!    back, so "its block is one of mine" proves nothing about whose checkpoint it is. A
 //!    chunk takes its identity at its first checkpoint: a chunk that takes none pays
 //!    nothing, and one that takes one pays a thread-local increment.
-//! 2. **The chunk was not reset since.** A [`reset`] keeps the identity and the large-block
-//!    count (below) but counts itself: every earlier checkpoint is stale, so a scope whose
-//!    closure resets the chunk leaves it as the closure left it.
+//! 2. **The chunk was not reset since.** A [`reset`] drops the identity (the next
+//!    checkpoint takes a new one) but keeps the large-block count (below): no earlier
+//!    checkpoint matches, so a scope whose closure resets the chunk leaves it as the
+//!    closure left it.
 //! 3. **Its block is in the chain now**, and its cursor lies in that block's data (after
 //!    the header, before the end): the rewind never touches a header, nor a block the chunk
 //!    no longer holds.
@@ -48,7 +49,7 @@ use core::num::NonZeroU64;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use super::{BlockHeader, BumpState, LargeNode, ProcessChunk, data_start, release_order};
+use super::{BlockHeader, BumpState, LargeNode, ProcessChunk, data_start, release_order, state};
 use crate::asan;
 
 impl<K: BumpState> ProcessChunk<'_, K> {
@@ -93,6 +94,7 @@ impl<K: BumpState> ProcessChunk<'_, K> {
     ///
     /// If `f` resets the chunk or puts another chunk in its place, there is nothing of the
     /// scope's to rewind, and the chunk stays as `f` left it.
+    #[inline]
     pub fn scoped<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
         /// Rewinds on the way out, on return or unwind.
         struct Rewind<'a, 'pool, K: BumpState> {
@@ -102,8 +104,10 @@ impl<K: BumpState> ProcessChunk<'_, K> {
         impl<K: BumpState> Drop for Rewind<'_, '_, K> {
             fn drop(&mut self) {
                 // A chunk put in this one's place by `f` has another identity, and a reset
-                // makes the checkpoint stale: either refuses, and the chunk stays as it is.
-                let _ = self.chunk.try_rewind_to(self.checkpoint);
+                // drops it: either refuses, and the chunk stays as it is.
+                if self.chunk.accepts(&self.checkpoint) {
+                    self.chunk.rewind_unchecked(&self.checkpoint);
+                }
             }
         }
         let checkpoint = self.checkpoint();
@@ -136,14 +140,13 @@ impl<K: BumpState> ProcessChunk<'_, K> {
     ///
     /// For a `SyncChunk` that other threads are allocating from, what they allocate around
     /// the moment of the checkpoint may fall on either side of it.
+    #[inline]
     pub fn checkpoint(&self) -> Checkpoint {
         let block = self.state.current();
-        let (chunk, resets, large_made, next_size) = self.state.slow(|slow| {
-            let chunk = *slow.identity.get_or_insert_with(new_identity);
-            (chunk, slow.resets, slow.large_made, slow.next_size)
+        let (chunk, large_made, next_size) = self.state.slow(|slow| {
+            (*slow.identity.get_or_insert_with(new_identity), slow.large_made, slow.next_size)
         });
-        let cursor = self.state.cursor_of(block);
-        Checkpoint { chunk, resets, block, cursor, large_made, next_size }
+        Checkpoint { chunk, block, cursor: self.state.cursor_of(block), large_made, next_size }
     }
 
     /// Gives back everything allocated since `checkpoint` was taken, and every block taken
@@ -182,18 +185,30 @@ impl<K: BumpState> ProcessChunk<'_, K> {
     /// assert_eq!(chunk.try_rewind_to(early), Ok(()));
     /// assert_eq!(chunk.try_rewind_to(late), Err(CheckpointError::Stale));
     /// let other = perfloc::chunk().checkpoint();
-    /// assert_eq!(chunk.try_rewind_to(other), Err(CheckpointError::OtherChunk));
+    /// assert_eq!(chunk.try_rewind_to(other), Err(CheckpointError::Foreign));
     /// ```
     pub fn try_rewind_to(&mut self, checkpoint: Checkpoint) -> Result<(), CheckpointError> {
-        let slow = self.state.slow_mut();
-        if slow.identity != Some(checkpoint.chunk) {
-            return Err(CheckpointError::OtherChunk);
+        if !self.is_own(&checkpoint) {
+            return Err(CheckpointError::Foreign);
         }
-        if slow.resets != checkpoint.resets || !self.holds(&checkpoint) {
+        if !self.holds(&checkpoint) {
             return Err(CheckpointError::Stale);
         }
         self.rewind_unchecked(&checkpoint);
         Ok(())
+    }
+
+    /// True if a rewind to `checkpoint` is sound: conditions 1 to 3 of the module docs.
+    #[inline(always)]
+    fn accepts(&mut self, checkpoint: &Checkpoint) -> bool {
+        self.is_own(checkpoint) && self.holds(checkpoint)
+    }
+
+    /// True if `checkpoint` was taken in this chunk since its last reset (conditions 1 and
+    /// 2 of the module docs).
+    #[inline(always)]
+    fn is_own(&mut self, checkpoint: &Checkpoint) -> bool {
+        self.state.slow_mut().identity == Some(checkpoint.chunk)
     }
 
     /// True if `checkpoint`, one of this chunk's, denotes a position in it: its block is in
@@ -249,7 +264,7 @@ impl<K: BumpState> ProcessChunk<'_, K> {
             unsafe { block.as_ref().next.store(ptr::null_mut(), Ordering::Release) };
         }
         slow.next_size = checkpoint.next_size;
-        slow.refusal = None;
+        slow.refusal = state::RefusalWord::NONE;
         let start = data_start(block);
         // SAFETY: the caller checked `start <= checkpoint.cursor <= end of the block`.
         let cursor = unsafe { start.add(checkpoint.cursor - start.addr().get()) };
@@ -274,8 +289,6 @@ impl<K: BumpState> ProcessChunk<'_, K> {
 pub struct Checkpoint {
     /// The identity of the chunk that took it ([`new_identity`]).
     chunk: NonZeroU64,
-    /// The chunk's resets when taken.
-    resets: u64,
     /// The current block when taken.
     block: NonNull<BlockHeader>,
     /// Its cursor.
@@ -298,26 +311,30 @@ unsafe impl Sync for Checkpoint {}
 /// let mut chunk = perfloc::chunk();
 /// let other = perfloc::chunk();
 /// let err = chunk.try_rewind_to(other.checkpoint()).unwrap_err();
-/// assert_eq!(err, perfloc::CheckpointError::OtherChunk);
+/// assert_eq!(err, perfloc::CheckpointError::Foreign);
 /// assert!(err.to_string().contains("another chunk"));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CheckpointError {
-    /// The checkpoint was taken in another chunk (one alive, or one dropped long ago).
-    OtherChunk,
-    /// The checkpoint is this chunk's, but the chunk was reset since, or the checkpoint's
-    /// block has gone back to the pool (by a rewind to an earlier checkpoint).
+    /// The checkpoint was taken in another chunk (one alive, or one dropped long ago), or
+    /// in this one before its last reset, which starts it anew.
+    Foreign,
+    /// The checkpoint is this chunk's, but its block has gone back to the pool since (by a
+    /// rewind to an earlier checkpoint).
     Stale,
 }
 
 impl fmt::Display for CheckpointError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            CheckpointError::OtherChunk => "perfloc: the checkpoint belongs to another chunk",
+            CheckpointError::Foreign => {
+                "perfloc: the checkpoint belongs to another chunk, or to this one before its \
+                 last reset"
+            }
             CheckpointError::Stale => {
-                "perfloc: the checkpoint is stale: the chunk was reset since, or a rewind to an \
-                 earlier checkpoint gave its block back"
+                "perfloc: the checkpoint is stale: a rewind to an earlier checkpoint gave its \
+                 block back"
             }
         })
     }
@@ -329,6 +346,8 @@ impl std::error::Error for CheckpointError {}
 ///
 /// Taking one costs no atomic operation: each thread takes a batch of identities from a
 /// process-wide counter at a time and hands them out from a thread-local one.
+#[cold]
+#[inline(never)]
 pub(super) fn new_identity() -> NonZeroU64 {
     /// Identities per batch: batch `b` holds `b * BATCH + 1 ..= b * BATCH + BATCH - 1`.
     const BATCH: u64 = 1 << 16;

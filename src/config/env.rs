@@ -14,7 +14,7 @@
 
 use core::time::Duration;
 
-use super::{Config, MIN_BLOCK_SIZE, PoolBuilder, check_first_size};
+use super::{Config, MAX_FIRST_BLOCK_SIZE, MIN_BLOCK_SIZE, PoolBuilder, check_size};
 
 /// The variables, in the order they are read and reported.
 pub(crate) const VARS: [&str; 4] =
@@ -106,7 +106,7 @@ impl Setting {
             // sets, not the first top chunk that `apply` raises to hold it.
             _ => {
                 let bytes = parse_bytes(raw)?;
-                check_first_size("first_block_size", bytes, MIN_BLOCK_SIZE)
+                check_size("first_block_size", bytes, MIN_BLOCK_SIZE, MAX_FIRST_BLOCK_SIZE)
                     .map_err(|err| err.to_string())?;
                 Ok(Setting::FirstBlock(bytes))
             }
@@ -137,8 +137,8 @@ struct Accepted {
 /// The global pool's settings from variables looked up with `lookup` (the environment, or
 /// a table in tests), and one message for each value ignored, naming the variable and the
 /// value. The result is always valid: a refused value falls back to its default.
-/// `can_map(bytes)` says whether the OS maps a region of that size now: a first block whose
-/// top chunk it refuses would fail every chunk, so it is refused too.
+/// `can_map(bytes)` says whether the OS maps a region of that size now: a first block it
+/// refuses would fail every chunk, so it is refused too.
 pub(crate) fn settings(
     lookup: impl Fn(&str) -> Option<String>,
     can_map: impl Fn(usize) -> bool,
@@ -159,13 +159,13 @@ pub(crate) fn settings(
         match builder.checked() {
             Ok(config)
                 if first_block.is_some()
-                    && config.first_top_chunk_size > Config::DEFAULT.first_top_chunk_size
-                    && !can_map(config.first_top_chunk_size) =>
+                    && config.first_block_size > Config::DEFAULT.first_top_chunk_size
+                    && !can_map(config.first_block_size) =>
             {
                 let a = accepted.remove(first_block.expect("tested just above"));
                 let problem = format!(
-                    "the OS refused to map a first top chunk of {} bytes to hold it",
-                    config.first_top_chunk_size
+                    "the OS refused to map a first block of {} bytes",
+                    config.first_block_size
                 );
                 messages.push(ignored(a.var, &a.raw, &problem));
             }
@@ -370,7 +370,7 @@ mod tests {
         assert_eq!(messages.len(), 1, "{messages:?}");
         assert!(messages[0].contains("PERFLOC_FIRST_BLOCK=\"64GiB\""), "{messages:?}");
         assert!(messages[0].contains("the OS refused to map"), "{messages:?}");
-        // Only a first block larger than the default's top chunk needs the trial.
+        // Only a first block larger than the default top chunk needs the trial.
         let (config, messages) = settings(
             |name| (name == "PERFLOC_FIRST_BLOCK").then(|| "64KiB".to_owned()),
             |_| panic!("no trial mapping for a first block within the default top chunk"),

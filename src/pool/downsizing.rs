@@ -31,11 +31,15 @@
 //!
 //! `decay(Duration::ZERO)` returns free memory above `retain` as soon as it is free;
 //! `decay(Duration::MAX)` never returns it by itself (only [`Pool::trim`] does), and neither
-//! does any decay too long for the clock to reach; a decay longer than the process has
-//! lived returns nothing yet.
+//! does any decay of 136 years (2^32 s) or more; a shorter one that is longer than the
+//! process has lived returns nothing yet.
 
 use core::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+/// A decay from this long on (2^32 s, 136 years) outlives any process: it is `never`, as
+/// `Duration::MAX` is, and the policy then costs releases nothing at all.
+const NEVER: Duration = Duration::from_secs(1 << 32);
 
 use super::{Pool, PoolState};
 use crate::top_chunk::{PurgeJob, TopChunk};
@@ -118,23 +122,19 @@ impl Pool {
     pub(super) fn downsize(&self, state: &mut PoolState, now: Instant) -> GiveBack {
         // `lent_bytes` counts the shards' caches, which hold the other half of `retain`.
         let keep = state.lent_bytes.saturating_add(self.config.retain / 2);
-        // The next attempt's time; `None` for a decay that no clock reaches (such as
-        // `Duration::MAX`): the policy never gives anything back.
-        let next_attempt = now.checked_add(self.config.decay / 4);
+        let never = self.config.decay >= NEVER;
         let mut plan = GiveBack::default();
         // Cheap tests first: nothing to do while mapped memory is within `retain`.
-        if state.mapped_bytes > keep
-            && next_attempt.is_some()
-            && state.next_shrink.is_none_or(|next| now >= next)
-        {
+        if state.mapped_bytes > keep && !never && state.next_shrink.is_none_or(|next| now >= next) {
             // No cutoff: the decay reaches back past the clock's origin, so nothing can have
             // been free that long yet (not "everything": that would purge at once).
             if let Some(cutoff) = now.checked_sub(self.config.decay) {
                 plan = self.shrink_to(state, keep, Some(cutoff));
             }
-            state.next_shrink = next_attempt;
+            state.next_shrink = now.checked_add(self.config.decay / 4);
         }
-        self.excess.store(state.mapped_bytes > keep && next_attempt.is_some(), Ordering::Relaxed);
+        // With `never`, no release takes a policy turn at all.
+        self.excess.store(state.mapped_bytes > keep && !never, Ordering::Relaxed);
         plan
     }
 

@@ -420,7 +420,7 @@ fn run<K: BumpState>(ops: Vec<Op>, new_chunk: for<'p> fn(&'p Pool) -> ProcessChu
                     continue;
                 }
                 let before = c.stats();
-                assert_eq!(c.try_rewind_to(checkpoint), Err(CheckpointError::OtherChunk));
+                assert_eq!(c.try_rewind_to(checkpoint), Err(CheckpointError::Foreign));
                 assert_eq!(c.stats(), before, "a refused checkpoint changed nothing");
             }
             Op::ScopedReplace { chunk, size } if !chunks.is_empty() => {

@@ -52,7 +52,7 @@ fn another_chunks_checkpoint_on_its_reused_block<K: BumpState>(
     assert_eq!(b_first, a_first, "b reuses a's first block: the case under test");
     let kept = large(&b, 9);
     let before = b.stats();
-    assert_eq!(b.try_rewind_to(cp), Err(CheckpointError::OtherChunk));
+    assert_eq!(b.try_rewind_to(cp), Err(CheckpointError::Foreign));
     assert_eq!(b.stats(), before, "refused: nothing changed");
     let message = crate::checkpoints::panics(|| b.rewind_to(cp));
     assert!(message.contains("another chunk"), "{message}");
@@ -109,21 +109,21 @@ fn a_dropped_chunks_checkpoint_never_moves_a_new_chunk() {
         chunk.checkpoint()
     };
     let mut fresh = pool.chunk();
-    assert_eq!(fresh.try_rewind_to(cp), Err(CheckpointError::OtherChunk));
+    assert_eq!(fresh.try_rewind_to(cp), Err(CheckpointError::Foreign));
     assert_eq!(fresh.stats().used_bytes, 0, "not moved forward over another chunk's data");
     let mut shared = pool.sync_chunk();
-    assert_eq!(shared.try_rewind_to(cp), Err(CheckpointError::OtherChunk));
+    assert_eq!(shared.try_rewind_to(cp), Err(CheckpointError::Foreign));
     assert_eq!(shared.stats().used_bytes, 0);
 }
 
 #[test]
-fn a_reset_makes_every_earlier_checkpoint_stale() {
+fn a_reset_makes_every_earlier_checkpoint_foreign() {
     let pool = pool();
     let mut chunk = pool.chunk();
     chunk.alloc(1u64);
     let cp = chunk.checkpoint();
     chunk.reset();
-    assert_eq!(chunk.try_rewind_to(cp), Err(CheckpointError::Stale));
+    assert_eq!(chunk.try_rewind_to(cp), Err(CheckpointError::Foreign));
     assert_eq!(chunk.stats().used_bytes, 0, "not moved forward to the old position");
     // A scope whose closure resets the chunk leaves it as the closure left it.
     chunk.alloc(2u64);
@@ -188,7 +188,7 @@ fn checkpoints_move_between_threads_and_stay_their_chunks() {
     let cp = std::thread::scope(|s| s.spawn(|| chunk.checkpoint()).join().unwrap());
     let other = std::thread::scope(|s| s.spawn(|| pool.chunk().checkpoint()).join().unwrap());
     chunk.alloc(1u64);
-    assert_eq!(chunk.try_rewind_to(other), Err(CheckpointError::OtherChunk));
+    assert_eq!(chunk.try_rewind_to(other), Err(CheckpointError::Foreign));
     assert_eq!(chunk.try_rewind_to(cp), Ok(()));
     assert_eq!(chunk.stats().used_bytes, 0);
 }
