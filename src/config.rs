@@ -187,7 +187,9 @@ impl PoolBuilder {
     /// How long free memory above [`retain`](Self::retain) may stay before the pool
     /// returns it to the OS: the pool remembers the peak of its in-use bytes over this long
     /// and keeps that plus `retain`. `Duration::ZERO` returns free memory at once;
-    /// `Duration::MAX` never returns it by itself (only [`Pool::trim`] does).
+    /// `Duration::MAX`, or any decay of 2^32 seconds (136 years) or more, never returns it
+    /// by itself (only [`Pool::trim`] does). A decay longer than the process has lived
+    /// returns nothing yet: memory cannot have been free that long.
     ///
     /// ```
     /// use std::time::Duration;
