@@ -79,8 +79,8 @@
 //!
 //! # What a chunk takes from its caller, and why each is sound
 //!
-//! Everything a caller hands a chunk, and what the chunk relies on. Each has regression
-//! tests in `tests/it/trust.rs`.
+//! Everything a caller hands a chunk, and what the chunk relies on, with the tests that
+//! hold it (under Miri and ASan in CI).
 //!
 //! - **A [`Checkpoint`]** (`rewind_to`, `try_rewind_to`, the end of `scoped`): from safe
 //!   code, so it may be another chunk's (alive or dropped, even one whose blocks this chunk
@@ -88,13 +88,17 @@
 //!   only if it carries this chunk's identity (never reused in the process), was taken
 //!   since the last reset, and its block is still in the chain with its cursor inside; the
 //!   proof that a rewind to any checkpoint so accepted leaves every large node intact is in
-//!   `checkpoint.rs`.
+//!   `checkpoint.rs`. Tests: `tests/it/trust.rs`, `checkpoints.rs`, and the model test's
+//!   `ForeignRewind` and `ScopedReplace` operations.
 //! - **A `Layout`** (`try_alloc_layout`, `allocate`, the direct methods): from safe code, any
 //!   size and alignment a `Layout` allows. Every size computation is checked
 //!   (`bump::fit`, `bump::regular_need`, `bump::large_need`, `Pool::block_size_for` return
 //!   `None` on overflow or past [`MAX_SIZE`]), so a huge or over-aligned request is
 //!   `AllocError` with the chunk unchanged; a zero-size one is a dangling pointer that owns
-//!   nothing.
+//!   nothing. Tests: `bad_input::layouts_near_isize_max_and_huge_alignments_are_errors`,
+//!   `limits::requests_near_isize_max_are_errors`,
+//!   `limits::a_failed_over_aligned_request_does_not_grow_the_chunk`,
+//!   `allocator::zero_size_layouts_work_for_every_alignment_and_use_no_memory`.
 //! - **A pointer and its layout** (`deallocate`, `grow`, `shrink` of the `Allocator` impl):
 //!   `unsafe`, and the caller promises allocator-api2's contract: a live allocation of this
 //!   chunk, made or last resized with that layout's size. Within that contract the chunk
@@ -105,8 +109,13 @@
 //!   block. Whether an allocation lives in a large block is decided by its address alone,
 //!   not by the layout: a large allocation may have been shrunk to any size, even to fit
 //!   the current block. Any other pointer is left alone: freeing it gives nothing back.
+//!   Tests: `bad_input::foreign_pointers_never_corrupt_the_chunk_that_receives_them`,
+//!   `allocator::foreign_grow_shrink_and_free_never_clobber_other_allocations`,
+//!   `trust::a_zero_size_allocation_is_never_taken_for_the_newest`,
+//!   `large_blocks::a_large_block_shrunk_to_any_size_goes_back_when_deallocated`,
+//!   `large_blocks::a_shrunk_large_allocation_that_fits_the_current_block_moves_there`.
 //! - **A limit** (`set_limit`): any value; a limit below what the chunk holds only refuses
-//!   new blocks.
+//!   new blocks. Tests: `tests/it/chunk_limits.rs`.
 
 use core::alloc::Layout;
 use core::fmt;
