@@ -456,6 +456,37 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         (limit != usize::MAX).then_some(limit)
     }
 
+    /// True if the chunk refused an allocation since it was made or last reset: its limit,
+    /// the pool's, the OS, or a request no block can hold. A typed way to tell "the cap was
+    /// reached" (answer 413) from any other failure of work done in the chunk (400): no
+    /// error text to match, and it holds whatever code (a parser, a formatter) swallowed or
+    /// converted the error on the way.
+    ///
+    /// ```
+    /// let pool = perfloc::Pool::builder().chunk_limit(64 << 10).build()?;
+    /// let mut chunk = pool.chunk();
+    /// let mut body: perfloc::Vec<u8> = perfloc::Vec::new_in(&chunk);
+    /// assert!(body.try_reserve(16 << 10).is_ok());
+    /// assert!(!chunk.refused());
+    /// assert!(body.try_reserve(1 << 20).is_err()); // past the chunk's limit
+    /// drop(body);
+    /// assert!(chunk.refused());
+    /// chunk.reset();
+    /// assert!(!chunk.refused(), "a reset starts the chunk anew");
+    /// # Ok::<(), perfloc::ConfigError>(())
+    /// ```
+    pub fn refused(&self) -> bool {
+        self.state.slow(|slow| slow.refusal.ever())
+    }
+
+    /// Records a request that no block can hold (sizes past what the pool may hand out):
+    /// refused, with no figures for the message.
+    #[cold]
+    fn no_block_holds_it(&self) -> AllocError {
+        self.state.slow(|slow| slow.refusal = slow.refusal.no_block());
+        AllocError
+    }
+
     /// Why the last allocation failed, with the figures, for the panic messages of the
     /// non-`try_` methods: the chunk's limit, the pool's limit, or the OS.
     #[cold]
@@ -702,8 +733,10 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         page: usize,
         growable: bool,
     ) -> Result<(Block, NonNull<u8>), AllocError> {
-        let need = bump::large_need(layout, page).ok_or(AllocError)?;
-        let size = self.pool.block_size_for(need).ok_or(AllocError)?;
+        let need = bump::large_need(layout, page);
+        let Some(size) = need.and_then(|need| self.pool.block_size_for(need)) else {
+            return Err(self.no_block_holds_it());
+        };
         self.state.slow(|slow| slow.admit(size))?;
         let block = match self.take_block(size, growable) {
             Ok(block) => block,
@@ -1133,8 +1166,10 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
     /// stay free for [`ProcessChunk::grow_current`]. Within the chunk's limit; with
     /// nothing changed on failure.
     fn push_growable_successor(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        let need = bump::regular_need(HEADER, layout, os::page_size()).ok_or(AllocError)?;
-        let size = self.pool.block_size_for(need).ok_or(AllocError)?;
+        let need = bump::regular_need(HEADER, layout, os::page_size());
+        let Some(size) = need.and_then(|need| self.pool.block_size_for(need)) else {
+            return Err(self.no_block_holds_it());
+        };
         self.state.slow(|slow| {
             let size = size.max(slow.next_size);
             self.push_successor(slow, size, layout, true)

@@ -2,6 +2,7 @@
 //! [`FromIteratorIn`] trait behind it, and the [`vec_in!`](crate::vec_in) macro.
 
 use allocator_api2::alloc::Allocator;
+use allocator_api2::collections::TryReserveError;
 use allocator_api2::vec::Vec;
 
 use crate::String;
@@ -79,6 +80,72 @@ impl<'a, A: Allocator> FromIteratorIn<&'a str> for String<A> {
     }
 }
 
+/// [`FromIteratorIn`] that never aborts: growth is fallible, and when the allocator refuses
+/// (a chunk's limit, say) the items taken so far are dropped and the error returned.
+/// Implemented for `allocator_api2::vec::Vec<T, A>` and [`String<A>`](String) from `char`
+/// and `&str`; [`CollectIn::try_collect_in`] calls it.
+pub trait TryFromIteratorIn<T>: Sized {
+    /// The allocator the collection lives in.
+    type Alloc: Allocator;
+
+    /// The collection of `iter`'s items, in `alloc`, or the error of the growth that
+    /// failed.
+    fn try_from_iter_in<I: IntoIterator<Item = T>>(
+        iter: I,
+        alloc: Self::Alloc,
+    ) -> Result<Self, TryReserveError>;
+}
+
+impl<T, A: Allocator> TryFromIteratorIn<T> for Vec<T, A> {
+    type Alloc = A;
+
+    fn try_from_iter_in<I: IntoIterator<Item = T>>(
+        iter: I,
+        alloc: A,
+    ) -> Result<Self, TryReserveError> {
+        let iter = iter.into_iter();
+        let mut vec = Vec::new_in(alloc);
+        vec.try_reserve(iter.size_hint().0)?;
+        for item in iter {
+            if vec.len() == vec.capacity() {
+                vec.try_reserve(1)?;
+            }
+            vec.push(item); // never grows: there is room
+        }
+        Ok(vec)
+    }
+}
+
+impl<A: Allocator> TryFromIteratorIn<char> for String<A> {
+    type Alloc = A;
+
+    fn try_from_iter_in<I: IntoIterator<Item = char>>(
+        iter: I,
+        alloc: A,
+    ) -> Result<Self, TryReserveError> {
+        let mut s = String::new_in(alloc);
+        for ch in iter {
+            s.try_push(ch)?;
+        }
+        Ok(s)
+    }
+}
+
+impl<'a, A: Allocator> TryFromIteratorIn<&'a str> for String<A> {
+    type Alloc = A;
+
+    fn try_from_iter_in<I: IntoIterator<Item = &'a str>>(
+        iter: I,
+        alloc: A,
+    ) -> Result<Self, TryReserveError> {
+        let mut s = String::new_in(alloc);
+        for part in iter {
+            s.try_push_str(part)?;
+        }
+        Ok(s)
+    }
+}
+
 /// `collect` into a collection in an allocator: `iter.collect_in::<C>(alloc)` for any
 /// [`FromIteratorIn`] collection `C`. Implemented for every iterator.
 ///
@@ -105,6 +172,28 @@ pub trait CollectIn: Iterator + Sized {
     #[inline]
     fn collect_in<C: FromIteratorIn<Self::Item>>(self, alloc: C::Alloc) -> C {
         C::from_iter_in(self, alloc)
+    }
+
+    /// Collects the items into a `C` in `alloc`, or returns the error of a growth the
+    /// allocator refused: `collect_in` that never aborts at a chunk's limit.
+    ///
+    /// ```
+    /// use perfloc::CollectIn;
+    ///
+    /// let pool = perfloc::Pool::builder().chunk_limit(64 << 10).build()?;
+    /// let chunk = pool.chunk();
+    /// let small = (0..100u32).try_collect_in::<perfloc::Vec<_>>(&chunk);
+    /// assert_eq!(small.unwrap().len(), 100);
+    /// let huge = (0..1_000_000u32).try_collect_in::<perfloc::Vec<_>>(&chunk);
+    /// assert!(huge.is_err() && chunk.refused());
+    /// # Ok::<(), perfloc::ConfigError>(())
+    /// ```
+    #[inline]
+    fn try_collect_in<C: TryFromIteratorIn<Self::Item>>(
+        self,
+        alloc: C::Alloc,
+    ) -> Result<C, TryReserveError> {
+        C::try_from_iter_in(self, alloc)
     }
 }
 

@@ -37,8 +37,12 @@ use allocator_api2::alloc::AllocError;
 use allocator_api2::boxed::Box;
 use allocator_api2::vec::Vec;
 
-use crate::string::{String, format_error};
+use crate::string::{String, TextWriter};
+
+mod fallible;
+
 use crate::{BumpState, ProcessChunk};
+pub use fallible::AllocOrInitError;
 
 /// Reports an allocation `chunk` could not satisfy, for the panicking methods: which limit
 /// was hit (the chunk's, the pool's) or that the OS refused, with the figures.
@@ -252,37 +256,6 @@ fn grow_failed<K: BumpState>(chunk: &ProcessChunk<'_, K>, what: &str) -> ! {
 
 /// The capacity `alloc_fmt` starts with.
 const FMT_START_CAPACITY: usize = 64;
-
-/// A `fmt::Write` into a chunk string that reports a failed growth as `fmt::Error` and
-/// remembers it, to tell it apart from an error of a formatting-trait implementation.
-struct FallibleWriter<'c, 'pool, K: BumpState> {
-    string: String<&'c ProcessChunk<'pool, K>>,
-    out_of_memory: bool,
-}
-
-impl<K: BumpState> fmt::Write for FallibleWriter<'_, '_, K> {
-    #[inline]
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        match self.string.try_push_str(s) {
-            Ok(()) => Ok(()),
-            Err(_) => {
-                self.out_of_memory = true;
-                Err(fmt::Error)
-            }
-        }
-    }
-
-    #[inline]
-    fn write_char(&mut self, c: char) -> fmt::Result {
-        match self.string.try_push(c) {
-            Ok(()) => Ok(()),
-            Err(_) => {
-                self.out_of_memory = true;
-                Err(fmt::Error)
-            }
-        }
-    }
-}
 
 impl<K: BumpState> ProcessChunk<'_, K> {
     /// Moves `f()` into the chunk, or returns `AllocError` if the pool cannot provide the
@@ -551,14 +524,7 @@ impl<K: BumpState> ProcessChunk<'_, K> {
         // newest allocation, so `into_str` gives back what it does not use. If even this
         // fails, the first write reports it.
         let _ = string.try_reserve(FMT_START_CAPACITY);
-        let mut out = FallibleWriter { string, out_of_memory: false };
-        if fmt::write(&mut out, args).is_err() {
-            if out.out_of_memory {
-                return Err(AllocError);
-            }
-            format_error();
-        }
-        Ok(out.string.into_str())
+        Ok(TextWriter::format(string, args)?.into_str())
     }
 }
 

@@ -159,6 +159,7 @@ mod stats;
 mod string;
 mod sync;
 mod top_chunk;
+mod writer;
 
 pub use aliases::{Box, HashMap, HashSet, Vec};
 /// The allocator-api2 (0.2) whose `Allocator` `&Chunk` implements: name collections through
@@ -174,14 +175,16 @@ pub use allocator_api2_04;
 pub use chunk::{
     BumpState, Checkpoint, CheckpointError, Chunk, LocalBump, ProcessChunk, SharedBump, SyncChunk,
 };
-pub use collect::{CollectIn, FromIteratorIn};
+pub use collect::{CollectIn, FromIteratorIn, TryFromIteratorIn};
 pub use config::{ConfigError, MAX_FIRST_BLOCK_SIZE, MIN_BLOCK_SIZE, PoolBuilder};
+pub use direct::AllocOrInitError;
 pub use global::{ConfigureGlobalError, configure_global};
 /// The hashbrown (0.17, with its `allocator-api2` feature) whose maps take a `&Chunk`.
 pub use hashbrown;
 pub use pool::Pool;
 pub use stats::{ChunkStats, PoolStats, TopChunkStats};
 pub use string::{FromUtf8Error, String};
+pub use writer::VecWriter;
 
 /// What the macros expand to; not part of the API.
 #[doc(hidden)]
@@ -191,6 +194,8 @@ pub mod __private {
 
 #[doc(hidden)]
 pub use string::format_in as __format_in;
+#[doc(hidden)]
+pub use string::try_format_in as __try_format_in;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

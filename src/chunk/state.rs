@@ -40,7 +40,8 @@ pub(crate) struct Slow {
     pub(crate) peak: usize,
     /// Most bytes `held` may reach; `usize::MAX` for no limit.
     pub(crate) limit: usize,
-    /// Why the last block the chunk wanted was refused, for the panic messages.
+    /// Why the last block the chunk wanted was refused, for the panic messages, and
+    /// whether any was since the chunk was made or last reset.
     pub(crate) refusal: RefusalWord,
     /// The chunk's identity for its checkpoints (`checkpoint::new_identity`), taken at its
     /// first checkpoint since it was made or last reset: a reset drops it, so no checkpoint
@@ -57,37 +58,57 @@ pub(crate) enum Refusal {
     Pool(usize),
 }
 
-/// An `Option<Refusal>` in one word, so that the slow-path state, which making a chunk
-/// writes and every move of a chunk copies, stays a word smaller (a chunk's make-and-drop
-/// measured 13 instructions more with the two-word form beside the checkpoint identity).
-/// Block sizes stay below `MAX_SIZE`, so the top bit is free to say whose limit it was.
+/// The last refusal (an `Option<Refusal>`) and whether there was any since the chunk was
+/// made or reset, in one word: the slow-path state, which making a chunk writes and every
+/// move of a chunk copies, stays a word smaller. The top bit says whose limit it was, the
+/// next one is the sticky "refused", the rest the block's size (sizes stay below
+/// `MAX_SIZE`; one at it reads one byte less, which only a message shows).
 #[derive(Clone, Copy)]
 pub(crate) struct RefusalWord(usize);
 
 impl RefusalWord {
-    /// No refusal.
+    /// Never refused.
     pub(crate) const NONE: RefusalWord = RefusalWord(0);
     /// Set for [`Refusal::ChunkLimit`].
     const CHUNK_LIMIT: usize = 1 << (usize::BITS - 1);
+    /// Set once any block was refused; kept by [`RefusalWord::forget_last`].
+    const REFUSED: usize = 1 << (usize::BITS - 2);
+    /// The block's size.
+    const SIZE: usize = Self::REFUSED - 1;
 
-    /// The refusal recorded, if any.
+    /// The last refusal, if the chunk has not forgotten it.
     pub(crate) fn get(self) -> Option<Refusal> {
-        match self.0 {
-            0 => None,
-            word if word & Self::CHUNK_LIMIT != 0 => {
-                Some(Refusal::ChunkLimit(word & !Self::CHUNK_LIMIT))
-            }
-            size => Some(Refusal::Pool(size)),
+        let size = self.0 & Self::SIZE;
+        match self.0 & Self::CHUNK_LIMIT {
+            _ if size == 0 => None,
+            0 => Some(Refusal::Pool(size)),
+            _ => Some(Refusal::ChunkLimit(size)),
         }
+    }
+
+    /// Whether any block was refused since the chunk was made or reset.
+    pub(crate) fn ever(self) -> bool {
+        self.0 & Self::REFUSED != 0
+    }
+
+    /// A refusal with no block size: no block can hold the request.
+    pub(crate) fn no_block(self) -> RefusalWord {
+        RefusalWord(Self::REFUSED)
+    }
+
+    /// Forgets the last refusal (a rewind), remembering that there was one.
+    pub(crate) fn forget_last(self) -> RefusalWord {
+        RefusalWord(self.0 & Self::REFUSED)
     }
 }
 
 impl From<Refusal> for RefusalWord {
     fn from(refusal: Refusal) -> RefusalWord {
-        match refusal {
-            Refusal::ChunkLimit(size) => RefusalWord(size | Self::CHUNK_LIMIT),
-            Refusal::Pool(size) => RefusalWord(size),
-        }
+        let (size, kind) = match refusal {
+            Refusal::ChunkLimit(size) => (size, Self::CHUNK_LIMIT),
+            Refusal::Pool(size) => (size, 0),
+        };
+        RefusalWord(size.min(Self::SIZE) | kind | Self::REFUSED)
     }
 }
 

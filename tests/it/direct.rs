@@ -2,7 +2,7 @@
 
 use crate::util::{KIB, check, limited, small_pool};
 use allocator_api2::vec::Vec;
-use perfloc::{BumpState, CollectIn, ProcessChunk, SyncChunk, vec_in};
+use perfloc::{BumpState, CollectIn, Pool, ProcessChunk, SyncChunk, vec_in};
 use std::alloc::Layout;
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -314,4 +314,30 @@ fn collect_in_and_vec_in_build_vectors_in_a_chunk() {
     empty.push(1);
     let global = vec_in![in allocator_api2::alloc::Global; "g"];
     assert_eq!((empty[0], global[0]), (1, "g"));
+}
+
+#[test]
+fn a_failing_initialiser_drops_what_it_made_and_gives_the_memory_back() {
+    use std::rc::Rc;
+    let pool = Pool::new();
+    let chunk = pool.chunk();
+    chunk.alloc(1u64);
+    let used = chunk.stats().used_bytes;
+    let witness = Rc::new(());
+    let made = chunk
+        .alloc_slice_try_fill_with(10, |i| if i < 6 { Ok(Rc::clone(&witness)) } else { Err(i) });
+    assert_eq!(made.unwrap_err(), 6);
+    assert_eq!(Rc::strong_count(&witness), 1, "the six made were dropped");
+    assert_eq!(chunk.stats().used_bytes, used, "the memory went back");
+    let items = ["1", "2", "x"].map(str::parse::<u32>);
+    assert!(chunk.alloc_slice_try_fill_iter(items).is_err());
+    assert!(matches!(
+        chunk.try_alloc_try_with(|| Err::<u8, _>("bad")),
+        Err(perfloc::AllocOrInitError::Init("bad"))
+    ));
+    assert_eq!(chunk.stats().used_bytes, used);
+    let ok = chunk.alloc_slice_try_fill_iter([Ok::<_, ()>(1u8), Ok(2)]).unwrap();
+    assert_eq!(ok, [1, 2]);
+    assert_eq!(chunk.alloc_zeroed_slice(3), [0, 0, 0]);
+    assert_eq!(chunk.alloc_uninit_slice::<u32>(3).len(), 3);
 }
