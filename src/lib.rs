@@ -129,6 +129,10 @@
 //!   (so allocator-api2 0.2's trait *is* std's and one impl serves both) and
 //!   `hashbrown/nightly`. perfloc also compiles when another crate in the graph turns on
 //!   `allocator-api2/nightly`: its build script then enables `feature(allocator_api)`.
+//! - `serde`: `Serialize` for [`String`], and allocator-api2's and hashbrown's `serde`
+//!   features, so collections in a chunk serialize with perfloc as the only dependency;
+//!   serialize into a chunk through [`VecWriter`], which fails instead of aborting at a
+//!   chunk's limit.
 //! - `check-invariants`: the pool runs [`Pool::check`] after every change to its
 //!   bookkeeping and panics on a violation (slow; for chasing a bug).
 //! - `fault-injection`: `perfloc::fault_injection` makes `mmap`/`madvise` fail on purpose,
@@ -155,6 +159,8 @@ pub mod fault_injection;
 mod global;
 mod os;
 mod pool;
+#[cfg(feature = "serde")]
+mod serde;
 mod stats;
 mod string;
 mod sync;

@@ -1,6 +1,6 @@
-//! The optional `Allocator` impls, each behind its feature:
+//! The optional `Allocator` impls and the `serde` support, each behind its feature:
 //!
-//! - `cargo test --features allocator-api2-03,allocator-api2-04 --test features`
+//! - `cargo test --features allocator-api2-03,allocator-api2-04,serde --test features`
 //!
 //! Without features only the allocator-api2 0.2 case runs. The `nightly` feature is tested
 //! by `tests/graph/` (`cargo +nightly test --manifest-path tests/graph/Cargo.toml
@@ -94,4 +94,27 @@ fn three_versions_in_one_chunk() {
         c.push(i * 3);
     }
     assert_eq!((a[999], b[999], c[999]), (999, 1998, 2997));
+}
+
+/// Feature `serde`: a `perfloc::String`, and `Vec`, `Box`, `HashMap` and `HashSet` in a
+/// chunk serialize with perfloc as the only dependency (its feature turns on
+/// allocator-api2's and hashbrown's), into a chunk buffer through `VecWriter`.
+#[cfg(feature = "serde")]
+#[test]
+fn serde_serializes_collections_in_a_chunk() {
+    use perfloc::{String, VecWriter};
+
+    let chunk = perfloc::sync_chunk();
+    let name = String::from_str_in("Ada \"the first\"", &chunk);
+    let ids = perfloc::vec_in![in &chunk; 1u32, 2, 3];
+    let boxed = perfloc::Box::new_in(9u8, &chunk);
+    let mut totals = perfloc::HashMap::new_in(&chunk);
+    totals.insert(String::from_str_in("k", &chunk), 1.5f64);
+    let mut tags = perfloc::HashSet::new_in(&chunk);
+    tags.insert("new");
+    let mut out = perfloc::allocator_api2::vec::Vec::new_in(&chunk);
+    serde_json::to_writer(VecWriter::new(&mut out), &(&name, &ids, &boxed, &totals, &tags))
+        .unwrap();
+    assert_eq!(out, br#"["Ada \"the first\"",[1,2,3],9,{"k":1.5},["new"]]"#);
+    assert_eq!(serde_json::to_string(&name).unwrap(), serde_json::to_string(&*name).unwrap());
 }
