@@ -132,7 +132,10 @@
 //! - `serde`: `Serialize` for [`String`], and allocator-api2's and hashbrown's `serde`
 //!   features, so collections in a chunk serialize with perfloc as the only dependency;
 //!   serialize into a chunk through [`VecWriter`], which fails instead of aborting at a
-//!   chunk's limit.
+//!   chunk's limit. [`serde::DeserializeIn`] deserializes into a chunk (borrowing text
+//!   from the input where it can), with every growth fallible.
+//! - `derive` (implies `serde`): `#[derive(perfloc::DeserializeIn)]` for your structs and
+//!   enums, with `rename`, `default` and `skip`.
 //! - `check-invariants`: the pool runs [`Pool::check`] after every change to its
 //!   bookkeeping and panics on a violation (slow; for chasing a bug).
 //! - `fault-injection`: `perfloc::fault_injection` makes `mmap`/`madvise` fail on purpose,
@@ -160,7 +163,7 @@ mod global;
 mod os;
 mod pool;
 #[cfg(feature = "serde")]
-mod serde;
+pub mod serde;
 mod stats;
 mod string;
 mod sync;
@@ -187,6 +190,17 @@ pub use direct::AllocOrInitError;
 pub use global::{ConfigureGlobalError, configure_global};
 /// The hashbrown (0.17, with its `allocator-api2` feature) whose maps take a `&Chunk`.
 pub use hashbrown;
+/// `#[derive(DeserializeIn)]` (feature `derive`): implements [`serde::DeserializeIn`] for a
+/// struct with named fields or an enum of unit and newtype variants; see [`serde`] for an
+/// example and the attributes (`rename`, `default`, `skip`, `alloc`). Other shapes are a
+/// compile error that says so:
+///
+/// ```compile_fail
+/// #[derive(perfloc::DeserializeIn)]
+/// struct Pair(u32, u32); // "DeserializeIn derives for structs with named fields and for enums"
+/// ```
+#[cfg(feature = "derive")]
+pub use perfloc_derive::DeserializeIn;
 pub use pool::Pool;
 pub use stats::{ChunkStats, PoolStats, TopChunkStats};
 pub use string::{FromUtf8Error, String};
@@ -196,6 +210,8 @@ pub use writer::VecWriter;
 #[doc(hidden)]
 pub mod __private {
     pub use allocator_api2::vec::Vec;
+    #[cfg(feature = "serde")]
+    pub use serde;
 }
 
 #[doc(hidden)]

@@ -11,6 +11,7 @@ use std::process::Command;
 
 /// The child tests, one per documented path.
 const PATHS: &[&str] = &[
+    "child::deserialize",
     "child::serialize_into_a_chunk_buffer",
     "child::format",
     "child::collect",
@@ -56,6 +57,30 @@ mod child {
     struct Order<'a> {
         id: u64,
         name: &'a str,
+    }
+
+    #[derive(perfloc::DeserializeIn)]
+    #[allow(dead_code)] // only parsed, to fail
+    struct Request<'de, A: perfloc::allocator_api2::alloc::Allocator> {
+        id: u64,
+        names: perfloc::allocator_api2::vec::Vec<perfloc::serde::Text<'de, A>, A>,
+    }
+
+    #[test]
+    #[ignore = "run by every_fallible_path_returns_an_error_at_the_cap"]
+    fn deserialize() {
+        use perfloc::serde::DeserializeIn;
+        let pool = capped();
+        // A 1 MiB body of short escaped names: each one copied into the chunk.
+        let name = r#""a\tb""#;
+        let names = vec![name; BODY / (name.len() + 1)].join(",");
+        let json = format!(r#"{{"id": 1, "names": [{names}]}}"#);
+        assert!(json.len() >= BODY - 64);
+        let chunk = pool.chunk();
+        let mut de = serde_json::Deserializer::from_str(&json);
+        let err = Request::deserialize_in(&chunk, &mut de).err().expect("the cap stops it");
+        assert!(err.to_string().contains("out of memory"), "{err}");
+        assert!(chunk.refused());
     }
 
     #[test]

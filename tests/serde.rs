@@ -1,0 +1,253 @@
+//! Request data into a chunk with `#[derive(perfloc::DeserializeIn)]`, from JSON
+//! (serde_json) and from a binary format (postcard): borrowed and copied text, nested
+//! collections, `rename`, `default`, `skip`, unknown fields, enums (unit and newtype
+//! variants, externally tagged), errors that name the field, and growth that fails with an
+//! error (never an abort) at a chunk's limit.
+
+use perfloc::allocator_api2::alloc::Allocator;
+use perfloc::allocator_api2::boxed::Box;
+use perfloc::allocator_api2::vec::Vec;
+use perfloc::hashbrown::{DefaultHashBuilder, HashMap, HashSet};
+use perfloc::serde::{DeserializeIn, Text};
+use perfloc::{Chunk, Pool};
+
+#[derive(perfloc::DeserializeIn, Debug)]
+struct Order<'de, A: Allocator> {
+    id: u64,
+    #[perfloc(rename = "customer")]
+    name: Text<'de, A>,
+    items: Vec<Item<'de, A>, A>,
+    #[perfloc(default)]
+    priority: u8,
+    note: Option<&'de str>,
+    #[perfloc(skip)]
+    total_cents: u64,
+    tags: HashSet<&'de str, DefaultHashBuilder, A>,
+    prices: HashMap<Text<'de, A>, u32, DefaultHashBuilder, A>,
+    shipping: Shipping<'de, A>,
+    origin: (f32, f32),
+    flags: [bool; 3],
+    gift: Option<Box<Gift<'de>, A>>,
+}
+
+#[derive(perfloc::DeserializeIn, Debug)]
+struct Item<'de, A: Allocator> {
+    sku: &'de str,
+    qty: u32,
+    options: Vec<perfloc::String<A>, A>,
+}
+
+#[derive(perfloc::DeserializeIn, Debug, PartialEq)]
+struct Gift<'de> {
+    message: &'de str,
+}
+
+#[derive(perfloc::DeserializeIn, Debug)]
+enum Shipping<'de, A: Allocator> {
+    Pickup,
+    #[perfloc(rename = "post")]
+    Post(Text<'de, A>),
+    Courier(u32),
+}
+
+/// The same order as std types, to write it with serde's own derive (for postcard).
+#[derive(serde::Serialize)]
+struct WireOrder<'a> {
+    id: u64,
+    name: &'a str,
+    items: std::vec::Vec<WireItem<'a>>,
+    priority: u8,
+    note: Option<&'a str>,
+    tags: std::vec::Vec<&'a str>,
+    prices: std::collections::BTreeMap<&'a str, u32>,
+    shipping: WireShipping<'a>,
+    origin: (f32, f32),
+    flags: [bool; 3],
+    gift: Option<WireGift<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct WireItem<'a> {
+    sku: &'a str,
+    qty: u32,
+    options: std::vec::Vec<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct WireGift<'a> {
+    message: &'a str,
+}
+
+#[derive(serde::Serialize)]
+#[allow(dead_code)] // the wire form of every variant `Shipping` reads
+enum WireShipping<'a> {
+    Pickup,
+    #[serde(rename = "post")]
+    Post(&'a str),
+    Courier(u32),
+}
+
+const JSON: &str = r#"{
+    "id": 42,
+    "customer": "Ada \"the first\" Lovelace",
+    "unknown": {"ignored": [1, 2, {"deep": true}]},
+    "items": [
+        {"sku": "x1", "qty": 2, "options": ["red", "large\u0021"]},
+        {"sku": "y2", "qty": 1, "options": []}
+    ],
+    "note": null,
+    "total_cents": 999,
+    "tags": ["new", "vip"],
+    "prices": {"x1": 250, "y\u0032": 100},
+    "shipping": {"post": "12 Main St"},
+    "origin": [1.5, -2.25],
+    "flags": [true, false, true],
+    "gift": {"message": "happy birthday"}
+}"#;
+
+fn check_order<A: Allocator>(order: &Order<'_, A>) {
+    assert_eq!(order.id, 42);
+    assert_eq!(order.name, "Ada \"the first\" Lovelace");
+    assert_eq!(order.items.len(), 2);
+    assert_eq!((order.items[0].sku, order.items[0].qty), ("x1", 2));
+    assert_eq!(order.items[0].options[1], "large!");
+    assert!(order.items[1].options.is_empty());
+    assert_eq!(order.priority, 0, "default");
+    assert_eq!(order.total_cents, 0, "skipped: left at its default");
+    assert!(order.tags.contains("vip") && order.tags.len() == 2);
+    assert_eq!(order.prices.get("y2"), Some(&100));
+    assert!(matches!(&order.shipping, Shipping::Post(street) if street == "12 Main St"));
+    assert_eq!(order.origin, (1.5, -2.25));
+    assert_eq!(order.flags, [true, false, true]);
+    assert_eq!(order.gift.as_deref(), Some(&Gift { message: "happy birthday" }));
+}
+
+fn from_json<'de>(
+    chunk: &'de Chunk<'_>,
+    json: &'de str,
+) -> serde_json::Result<Order<'de, &'de Chunk<'de>>> {
+    let mut de = serde_json::Deserializer::from_str(json);
+    let order = Order::deserialize_in(chunk, &mut de)?;
+    de.end()?;
+    Ok(order)
+}
+
+#[test]
+fn json_into_a_chunk() {
+    let pool = Pool::new();
+    let chunk = pool.chunk();
+    let order = from_json(&chunk, JSON).unwrap();
+    check_order(&order);
+    assert!(order.note.is_none());
+    // Escapes decoded into the chunk, plain text borrowed from the input.
+    assert!(matches!(order.name, Text::Owned(_)));
+    assert!(matches!(&order.shipping, Shipping::Post(Text::Borrowed(_))));
+    let used = chunk.stats().used_bytes;
+    assert!(used > 0 && used < 8 << 10, "{used}");
+}
+
+#[test]
+fn a_binary_format_into_a_chunk() {
+    let wire = WireOrder {
+        id: 42,
+        name: "Ada \"the first\" Lovelace",
+        items: vec![
+            WireItem { sku: "x1", qty: 2, options: vec!["red", "large!"] },
+            WireItem { sku: "y2", qty: 1, options: vec![] },
+        ],
+        priority: 0,
+        note: Some("ring twice"),
+        tags: vec!["new", "vip"],
+        prices: [("x1", 250), ("y2", 100)].into_iter().collect(),
+        shipping: WireShipping::Post("12 Main St"),
+        origin: (1.5, -2.25),
+        flags: [true, false, true],
+        gift: Some(WireGift { message: "happy birthday" }),
+    };
+    let bytes = postcard::to_allocvec(&wire).unwrap();
+    let chunk = perfloc::sync_chunk();
+    let mut de = postcard::Deserializer::from_bytes(&bytes);
+    let order = Order::deserialize_in(&chunk, &mut de).unwrap();
+    check_order(&order);
+    assert_eq!(order.note, Some("ring twice"));
+    // postcard hands out slices of its input: nothing copied.
+    assert!(matches!(order.name, Text::Borrowed(_)));
+    let courier = postcard::to_allocvec(&WireShipping::Courier(7)).unwrap();
+    let shipping =
+        Shipping::deserialize_in(&chunk, &mut postcard::Deserializer::from_bytes(&courier));
+    assert!(matches!(shipping, Ok(Shipping::Courier(7))));
+}
+
+#[test]
+fn enums_are_externally_tagged() {
+    let chunk = perfloc::chunk();
+    let parse = |json: &'static str| {
+        Shipping::deserialize_in(&chunk, &mut serde_json::Deserializer::from_str(json))
+    };
+    assert!(matches!(parse(r#""Pickup""#), Ok(Shipping::Pickup)));
+    assert!(matches!(parse(r#"{"Courier": 3}"#), Ok(Shipping::Courier(3))));
+    let err = parse(r#""Drone""#).unwrap_err().to_string();
+    assert!(err.contains("unknown variant `Drone`"), "{err}");
+    let err = parse(r#"{"Courier": "fast"}"#).unwrap_err().to_string();
+    assert!(err.contains("field `Courier`"), "{err}");
+}
+
+#[test]
+fn errors_name_the_field() {
+    let chunk = perfloc::chunk();
+    let err = |json: &str| {
+        let json = json.to_owned();
+        let json: &'static str = json.leak();
+        from_json(&chunk, json).unwrap_err().to_string()
+    };
+    let missing = err(&JSON.replace(r#""id": 42,"#, ""));
+    assert!(missing.contains("missing field `id`"), "{missing}");
+    let nested = err(&JSON.replace(r#""qty": 2"#, r#""qty": "two""#));
+    assert!(nested.contains("field `items`") && nested.contains("field `qty`"), "{nested}");
+    assert!(nested.contains("line"), "the format's position is kept: {nested}");
+    let duplicate = err(&JSON.replace(r#""id": 42,"#, r#""id": 42, "id": 43,"#));
+    assert!(duplicate.contains("duplicate field `id`"), "{duplicate}");
+    let short = err(&JSON.replace("[true, false, true]", "[true]"));
+    assert!(short.contains("field `flags`"), "{short}");
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "20,000 strings parsed: minutes under Miri; tests/never_abort.rs runs it natively")]
+fn the_cap_is_an_error_and_the_chunk_says_so() {
+    let pool = Pool::builder().chunk_limit(256 << 10).build().unwrap();
+    let chunk = pool.chunk();
+    let options: std::vec::Vec<String> = (0..20_000).map(|i| format!("\"option\\t{i}\"")).collect();
+    let hostile = JSON.replace(r#"["red", "large\u0021"]"#, &format!("[{}]", options.join(",")));
+    assert!(hostile.len() > 256 << 10);
+    let hostile: &'static str = hostile.leak();
+    let err = from_json(&chunk, hostile).unwrap_err().to_string();
+    assert!(err.contains("out of memory"), "{err}");
+    assert!(chunk.refused(), "413, not 400");
+    // Malformed input is another error, and the chunk did not refuse anything.
+    let fresh = pool.chunk();
+    assert!(from_json(&fresh, "{\"id\": }").is_err());
+    assert!(!fresh.refused());
+}
+
+#[test]
+fn every_documented_type_deserializes_in_a_chunk() {
+    type In<'c> = &'c Chunk<'c>;
+    type Map<'c> =
+        HashMap<perfloc::String<In<'c>>, Vec<Option<u16>, In<'c>>, DefaultHashBuilder, In<'c>>;
+    let chunk = perfloc::chunk();
+    let json = r#"[[1, -2, 3.5, true, "c", "borrowed"], [1, 2], {"k": [null, 7]}, [[1, 9]], "b"]"#;
+    let mut de = serde_json::Deserializer::from_str(json);
+    #[allow(clippy::type_complexity)]
+    let (flat, array, map, boxes, bytes): (
+        (u8, i64, f64, bool, char, &str),
+        [u8; 2],
+        Map<'_>,
+        Vec<(u32, Box<u8, In<'_>>), In<'_>>,
+        perfloc::String<In<'_>>,
+    ) = DeserializeIn::deserialize_in(&chunk, &mut de).unwrap();
+    assert_eq!(flat, (1, -2, 3.5, true, 'c', "borrowed"));
+    assert_eq!(array, [1, 2]);
+    assert_eq!(map.get("k").map(|v| v.as_slice()), Some(&[None, Some(7)][..]));
+    assert_eq!((boxes[0].0, *boxes[0].1), (1, 9));
+    assert_eq!(bytes, "b");
+}
