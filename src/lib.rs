@@ -22,6 +22,11 @@
 //! // block it used goes back to the pool at once.
 //! ```
 //!
+//! **Reading compiler errors**: [`Chunk`] and [`SyncChunk`] are aliases of one type,
+//! [`ProcessChunk`], over its bump state, so errors name them by that: `ProcessChunk<'_,
+//! LocalBump>` is a `Chunk`, `ProcessChunk<'_, SharedBump>` a `SyncChunk`, and `&'c
+//! ProcessChunk<'p, K>` is the allocator a collection holds.
+//!
 //! ## How it works
 //!
 //! - **Top chunks.** The [`Pool`] keeps a list of regions mapped from the OS, oldest first.
@@ -132,7 +137,7 @@
 //! - `serde`: `Serialize` for [`String`], and allocator-api2's and hashbrown's `serde`
 //!   features, so collections in a chunk serialize with perfloc as the only dependency;
 //!   serialize into a chunk through [`VecWriter`], which fails instead of aborting at a
-//!   chunk's limit. [`serde::DeserializeIn`] deserializes into a chunk (borrowing text
+//!   chunk's limit. `perfloc::serde::DeserializeIn` deserializes into a chunk (borrowing text
 //!   from the input where it can), with every growth fallible.
 //! - `derive` (implies `serde`): `#[derive(perfloc::DeserializeIn)]` for your structs and
 //!   enums, with `rename`, `default` and `skip`.
