@@ -19,7 +19,10 @@
 //! `Text<'de, A>` borrow); its only type parameter is the allocator, or the one that
 //! `#[perfloc(alloc = "A")]` names; a type with neither gets fresh ones, so it can be
 //! built in any allocator. Attributes: `#[perfloc(rename = "name")]` on fields and
-//! variants, `#[perfloc(default)]` and `#[perfloc(skip)]` (left at `Default`) on fields.
+//! variants; on fields `#[perfloc(default)]` (`Default::default()` when absent),
+//! `#[perfloc(default = "path")]` (`path(alloc)` when absent: a function of the
+//! allocator, such as `Vec::new_in`, since a collection in a chunk has no `Default`) and
+//! `#[perfloc(skip)]` (never read, left at `Default`).
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as Tokens};
@@ -43,9 +46,21 @@ pub fn derive_deserialize_in(input: TokenStream) -> TokenStream {
 #[derive(Default)]
 struct Attrs {
     rename: Option<String>,
-    default: bool,
+    default: Absent,
     skip: bool,
     alloc: Option<Ident>,
+}
+
+/// What an absent field gets.
+#[derive(Default)]
+enum Absent {
+    /// The format's "missing field" error (`None` for an `Option`).
+    #[default]
+    Required,
+    /// `Default::default()`.
+    Trait,
+    /// `path(alloc)`: a function of the allocator, such as `Vec::new_in`.
+    Path(syn::ExprPath),
 }
 
 fn attrs(list: &[syn::Attribute]) -> syn::Result<Attrs> {
@@ -55,7 +70,10 @@ fn attrs(list: &[syn::Attribute]) -> syn::Result<Attrs> {
             if meta.path.is_ident("rename") {
                 out.rename = Some(meta.value()?.parse::<LitStr>()?.value());
             } else if meta.path.is_ident("default") {
-                out.default = true;
+                out.default = match meta.value() {
+                    Ok(value) => Absent::Path(value.parse::<LitStr>()?.parse()?),
+                    Err(_) => Absent::Trait,
+                };
             } else if meta.path.is_ident("skip") {
                 out.skip = true;
             } else if meta.path.is_ident("alloc") {
@@ -63,7 +81,8 @@ fn attrs(list: &[syn::Attribute]) -> syn::Result<Attrs> {
                 out.alloc = Some(Ident::new(&name.value(), name.span()));
             } else {
                 return Err(meta.error(
-                    "unknown perfloc attribute: expected rename = \"..\", default, skip or alloc = \"..\"",
+                    "unknown perfloc attribute: expected rename = \"..\", default, \
+                     default = \"path\", skip or alloc = \"..\"",
                 ));
             }
             Ok(())
@@ -262,19 +281,19 @@ fn struct_body(
     let slots: Vec<Ident> = (0..live.len()).map(|i| format_ident!("__v{}", i)).collect();
     let tags: Vec<Ident> = (0..live.len()).map(|i| format_ident!("__i{}", i)).collect();
     let types: Vec<&Type> = live.iter().map(|f| &f.2).collect();
-    let map_missing = live.iter().map(|(_, wire, ty, a)| {
-        if a.default {
-            quote!(::core::default::Default::default())
-        } else {
+    let map_missing = live.iter().map(|(_, wire, ty, a)| match &a.default {
+        Absent::Required => {
             quote!(::perfloc::serde::missing_field::<#alloc, #ty, __M::Error>(self.alloc, #wire)?)
         }
+        Absent::Trait => quote!(::core::default::Default::default()),
+        Absent::Path(path) => quote!(#path(self.alloc)),
     });
-    let seq_missing = live.iter().enumerate().map(|(i, (_, _, _, a))| {
-        if a.default {
-            quote!(::core::default::Default::default())
-        } else {
-            quote!(return ::core::result::Result::Err(__serde::de::Error::invalid_length(#i, &self)))
-        }
+    let seq_missing = live.iter().enumerate().map(|(i, (_, _, _, a))| match &a.default {
+        Absent::Required => quote! {
+            return ::core::result::Result::Err(__serde::de::Error::invalid_length(#i, &self))
+        },
+        Absent::Trait => quote!(::core::default::Default::default()),
+        Absent::Path(path) => quote!(#path(self.alloc)),
     });
     let build = fields.iter().map(|(ident, _, _, a)| {
         if a.skip {

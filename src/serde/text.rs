@@ -34,6 +34,13 @@ pub enum Text<'de, A: Allocator> {
     Owned(String<A>),
 }
 
+impl<A: Allocator> Text<'_, A> {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        self
+    }
+}
+
 impl<A: Allocator> Deref for Text<'_, A> {
     type Target = str;
 
@@ -48,6 +55,13 @@ impl<A: Allocator> Deref for Text<'_, A> {
 impl<A: Allocator> AsRef<str> for Text<'_, A> {
     fn as_ref(&self) -> &str {
         self
+    }
+}
+
+/// The empty text, borrowed: for `#[perfloc(default)]` fields.
+impl<A: Allocator> Default for Text<'_, A> {
+    fn default() -> Self {
+        Text::Borrowed("")
     }
 }
 

@@ -126,7 +126,7 @@ impl Service {
 }
 
 /// `POST /score` in `alloc`: read the body, parse it, wait for the downstream call, score.
-async fn handle<A: Allocator + Copy + Send + Sync>(
+async fn handle<A: Allocator + Copy + Send + Sync + request::Refusals>(
     body: Incoming,
     length: Option<u64>,
     max_body: usize,

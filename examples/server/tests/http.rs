@@ -84,7 +84,9 @@ async fn bad_input_gets_an_error_and_serving_goes_on() {
         let addr = start(handler, |options| options.max_body = 1000).await;
         let (status, message) = post(addr, r#"{"user":"u","items":[{"id":1}]}"#).await;
         assert_eq!(status, 400);
-        assert!(message.starts_with("malformed request: invalid type"), "{message}");
+        // The error names the field where the body went wrong.
+        let expected = "malformed request: field `items`: field `id`: invalid type: integer `1`";
+        assert!(message.starts_with(expected), "{message}");
         assert_eq!(post(addr, "not json").await.0, 400);
 
         // Over the limit by its Content-Length: refused before it is read.
