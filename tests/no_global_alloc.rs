@@ -1,5 +1,7 @@
 //! Formatting into a chunk takes nothing from the global heap: `alloc_fmt`, `try_alloc_fmt`
 //! and `format_in!` write straight into the chunk, with no temporary `std::string::String`.
+//! Nor does deserializing a request into a chunk with `#[derive(DeserializeIn)]`, escaped
+//! text included.
 //!
 //! A binary of its own, for its counting `#[global_allocator]`: it counts the allocations
 //! of the thread that switched counting on, so the test harness's other threads do not
@@ -132,4 +134,57 @@ fn the_counter_sees_global_formatting() {
     assert_eq!(s, "(0, 0)");
     assert!(allocations >= 1, "String<Global> allocates on the global heap");
     let _: String = s;
+}
+
+#[derive(perfloc::DeserializeIn)]
+struct Request<'de, A: perfloc::allocator_api2::alloc::Allocator> {
+    user: perfloc::serde::Text<'de, A>,
+    items: perfloc::allocator_api2::vec::Vec<Item<'de, A>, A>,
+}
+
+#[derive(perfloc::DeserializeIn)]
+struct Item<'de, A: perfloc::allocator_api2::alloc::Allocator> {
+    id: &'de str,
+    tags: perfloc::allocator_api2::vec::Vec<perfloc::serde::Text<'de, A>, A>,
+    scores: perfloc::allocator_api2::vec::Vec<f64, A>,
+}
+
+/// Parses a request of 500 items, with escaped text (`escape`) or not, into a fresh
+/// `SyncChunk` of a warm pool; returns what it read and the global allocations made.
+fn parse_request(escape: bool) -> ((usize, usize, usize), usize) {
+    use perfloc::serde::DeserializeIn;
+    let tag = if escape { r#""a\tb""# } else { r#""a b""# };
+    let items: std::vec::Vec<std::string::String> = (0..500)
+        .map(|i| format!(r#"{{"id":"i{i}","tags":[{tag},"plain"],"scores":[1.5,{i}],"x":[1]}}"#))
+        .collect();
+    let body = format!(r#"{{"user":"ada","items":[{}]}}"#, items.join(","));
+    let parse = |chunk: &perfloc::SyncChunk<'_>| {
+        let mut de = serde_json::Deserializer::from_str(&body);
+        let request = Request::deserialize_in(chunk, &mut de).expect("well-formed");
+        de.end().expect("nothing after");
+        (request.user.len(), request.items.len(), request.items[499].tags[0].len())
+    };
+    let reference = parse(&perfloc::sync_chunk()); // warm up
+    let (parsed, allocations) = global_allocations(|| {
+        let chunk = perfloc::sync_chunk();
+        let parsed = parse(&chunk);
+        assert!(chunk.stats().blocks > 1, "the test must take successor blocks too");
+        parsed
+    });
+    assert_eq!(parsed, reference);
+    (parsed, allocations)
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "under Miri the pool maps its blocks from the global allocator")]
+fn deserializing_into_a_chunk_does_not_touch_the_global_heap() {
+    let (parsed, allocations) = parse_request(false);
+    assert_eq!(parsed, (3, 500, 3));
+    assert_eq!(allocations, 0, "global allocations while deserializing into a chunk");
+    // With escapes, serde_json decodes each escaped string in a scratch buffer of its
+    // deserializer, on the global heap, before `Text` copies it into the chunk: that
+    // buffer's growth is all (a few allocations per deserializer, not per string).
+    let (parsed, allocations) = parse_request(true);
+    assert_eq!(parsed, (3, 500, 3));
+    assert!((1..=4).contains(&allocations), "{allocations}");
 }

@@ -212,7 +212,10 @@ fn errors_name_the_field() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "20,000 strings parsed: minutes under Miri; tests/never_abort.rs runs it natively")]
+#[cfg_attr(
+    miri,
+    ignore = "20,000 strings parsed: minutes under Miri; tests/never_abort.rs runs it natively"
+)]
 fn the_cap_is_an_error_and_the_chunk_says_so() {
     let pool = Pool::builder().chunk_limit(256 << 10).build().unwrap();
     let chunk = pool.chunk();

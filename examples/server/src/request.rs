@@ -16,8 +16,8 @@ use core::fmt;
 
 use perfloc::allocator_api2::alloc::{Allocator, Global};
 use perfloc::allocator_api2::vec::Vec;
-pub use perfloc::serde::Text;
 use perfloc::serde::DeserializeIn;
+pub use perfloc::serde::Text;
 
 /// What a parse error means for the client.
 #[derive(Debug)]
