@@ -143,6 +143,7 @@ struct Request<'de, A: perfloc::allocator_api2::alloc::Allocator> {
 }
 
 #[derive(perfloc::DeserializeIn)]
+#[allow(dead_code)] // parsed for what it costs
 struct Item<'de, A: perfloc::allocator_api2::alloc::Allocator> {
     id: &'de str,
     tags: perfloc::allocator_api2::vec::Vec<perfloc::serde::Text<'de, A>, A>,
