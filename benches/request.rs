@@ -18,6 +18,9 @@
 //! `nested_scope` opens a scope inside a long-lived arena for the same three allocations:
 //! perfloc's `scoped` and a `child` chunk, and bump-scope's `scoped`.
 //!
+//! `parse_request` parses a 4 KB JSON body into a chunk (`#[derive(DeserializeIn)]`)
+//! against serde's derive into std types on the global allocator.
+//!
 //! `request_cycle_small` is about 16 KiB per request, `request_cycle_large` about 1 MiB;
 //! `threads` runs the small cycle on 1 and on 2 threads sharing perfloc's global pool.
 //!
@@ -166,12 +169,32 @@ fn nested_scope(c: &mut Criterion) {
     group.finish();
 }
 
+/// A JSON body of 20 items (about 4 KB, the server's calm body) parsed into a chunk with
+/// `#[derive(perfloc::DeserializeIn)]`, against serde's derive into std types on the
+/// global allocator.
+fn parse_request(c: &mut Criterion) {
+    let body: &'static str = workload::parse::body(20).leak();
+    let same = workload::parse::perfloc(body, &perfloc::chunk()) == workload::parse::std(body);
+    assert!(same, "both parsers read the same request");
+    let mut group = c.benchmark_group("parse_request");
+    group.throughput(Throughput::Bytes(body.len() as u64));
+    group.bench_function("perfloc", |b| {
+        b.iter(|| black_box(workload::parse::perfloc(body, &perfloc::chunk())))
+    });
+    group.bench_function("perfloc-sync", |b| {
+        b.iter(|| black_box(workload::parse::perfloc(body, &perfloc::sync_chunk())))
+    });
+    group.bench_function("global", |b| b.iter(|| black_box(workload::parse::std(body))));
+    group.finish();
+}
+
 criterion_group!(
     benches,
     request_cycle_small,
     request_cycle_large,
     threads,
     scope_cycle,
-    nested_scope
+    nested_scope,
+    parse_request
 );
 criterion_main!(benches);

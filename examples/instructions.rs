@@ -113,6 +113,12 @@ mod cases {
     /// Large requests (`request_text(64)`, about 1 MiB each) per `request_cycle_large` case.
     pub const LARGE_REQUESTS: usize = 20;
 
+    /// The JSON body of `parse_request` (20 items, about 4 KB), made once.
+    pub fn json() -> &'static str {
+        static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        TEXT.get_or_init(|| workload::parse::body(20))
+    }
+
     /// The large request's text, made once (before the cases run, so not counted in them).
     pub fn large_text() -> &'static str {
         static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -192,6 +198,9 @@ case_fns! {
     request_cycle_large__bumpalo_reset: { let mut b = bumpalo::Bump::new(); for _ in 0..cases::LARGE_REQUESTS { black_box(workload::handle(cases::large_text(), 64, &b)); b.reset(); } };
     request_cycle_large__bump_scope: { let mut b: bump_scope::Bump = bump_scope::Bump::new(); for _ in 0..cases::LARGE_REQUESTS { black_box(b.scoped(|s| workload::handle(cases::large_text(), 64, &*s))); } };
     request_cycle_large__global: for _ in 0..cases::LARGE_REQUESTS { black_box(workload::handle(cases::large_text(), 64, Global)); };
+    parse_request__perfloc: for _ in 0..cases::REQUESTS { let c = perfloc::chunk(); black_box(workload::parse::perfloc(cases::json(), &c)); };
+    parse_request__global: for _ in 0..cases::REQUESTS { black_box(workload::parse::std(cases::json())); };
+    parse_request__perfloc_sync: for _ in 0..cases::REQUESTS { let c = perfloc::sync_chunk(); black_box(workload::parse::perfloc(cases::json(), &c)); };
 }
 
 /// Runs every function once on warmed arenas (their chunk already holds `N` allocations).
@@ -234,6 +243,7 @@ fn child() {
     }
     // Made now, so that no case counts it.
     black_box(cases::large_text());
+    black_box(cases::json());
     run_cases(&text);
 }
 
@@ -319,6 +329,7 @@ fn main() {
         if case == "request_cycle_large" {
             ir /= cases::LARGE_REQUESTS as f64;
         } else if case.starts_with("request")
+            || case == "parse_request"
             || case.ends_with("scope_cycle")
             || case == "nested_scope"
         {

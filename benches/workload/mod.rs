@@ -9,6 +9,7 @@ use allocator_api2::{boxed::Box, vec::Vec};
 use hashbrown::{DefaultHashBuilder, HashMap};
 
 pub mod blink;
+pub mod parse;
 
 /// One item of the request body: its line, a slice of the request text as a zero-copy
 /// parser produces it, and a normalised (upper-case) copy of its name in the arena.
