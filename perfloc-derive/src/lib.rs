@@ -304,21 +304,8 @@ fn struct_body(
         }
     });
     let build: Vec<Tokens> = build.collect();
-    let expecting = format!("struct {name}");
     let name_str = name.to_string();
-    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
-    quote! {
-        use ::perfloc::__private::serde as __serde;
-        #ident_enum
-        struct __Visitor #impl_generics #where_clause {
-            alloc: #alloc,
-            marker: ::core::marker::PhantomData<fn() -> (#self_ty, &#de ())>,
-        }
-        impl #impl_generics __serde::de::Visitor<#de> for __Visitor #ty_generics #where_clause {
-            type Value = #self_ty;
-            fn expecting(&self, __f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                __f.write_str(#expecting)
-            }
+    let methods = quote! {
             fn visit_map<__M: __serde::de::MapAccess<#de>>(self, mut __map: __M) -> ::core::result::Result<Self::Value, __M::Error> {
                 #(let mut #slots: ::core::option::Option<#types> = ::core::option::Option::None;)*
                 while let ::core::option::Option::Some(__key) = __serde::de::MapAccess::next_key::<__I>(&mut __map)? {
@@ -358,13 +345,44 @@ fn struct_body(
                 };)*
                 ::core::result::Result::Ok(#name { #(#build,)* })
             }
-        }
+    };
+    let visitor = visitor(self_ty, de, alloc, generics, &format!("struct {name}"), methods);
+    quote! {
+        use ::perfloc::__private::serde as __serde;
+        #ident_enum
+        #visitor
         __serde::Deserializer::deserialize_struct(
             __deserializer,
             #name_str,
             &[#(#wires),*],
             __Visitor { alloc: __alloc, marker: ::core::marker::PhantomData },
         )
+    }
+}
+
+/// The `__Visitor` of `self_ty`, carrying the allocator, with `methods` besides
+/// `expecting`.
+fn visitor(
+    self_ty: &Type,
+    de: &syn::Lifetime,
+    alloc: &Ident,
+    generics: &Generics,
+    expecting: &str,
+    methods: Tokens,
+) -> Tokens {
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+    quote! {
+        struct __Visitor #impl_generics #where_clause {
+            alloc: #alloc,
+            marker: ::core::marker::PhantomData<fn() -> (#self_ty, &#de ())>,
+        }
+        impl #impl_generics __serde::de::Visitor<#de> for __Visitor #ty_generics #where_clause {
+            type Value = #self_ty;
+            fn expecting(&self, __f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                __f.write_str(#expecting)
+            }
+            #methods
+        }
     }
 }
 
@@ -399,27 +417,19 @@ fn enum_body(
             },
         }
     });
-    let expecting = format!("enum {name}");
     let name_str = name.to_string();
-    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+    let methods = quote! {
+        fn visit_enum<__E: __serde::de::EnumAccess<#de>>(self, __data: __E) -> ::core::result::Result<Self::Value, __E::Error> {
+            let (__tag, __variant) = __serde::de::EnumAccess::variant::<__I>(__data)?;
+            match __tag { #(#arms)* }
+        }
+    };
+    let visitor = visitor(self_ty, de, alloc, generics, &format!("enum {name}"), methods);
     quote! {
         use ::perfloc::__private::serde as __serde;
         const __VARIANTS: &[&str] = &[#(#wires),*];
         #ident_enum
-        struct __Visitor #impl_generics #where_clause {
-            alloc: #alloc,
-            marker: ::core::marker::PhantomData<fn() -> (#self_ty, &#de ())>,
-        }
-        impl #impl_generics __serde::de::Visitor<#de> for __Visitor #ty_generics #where_clause {
-            type Value = #self_ty;
-            fn expecting(&self, __f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                __f.write_str(#expecting)
-            }
-            fn visit_enum<__E: __serde::de::EnumAccess<#de>>(self, __data: __E) -> ::core::result::Result<Self::Value, __E::Error> {
-                let (__tag, __variant) = __serde::de::EnumAccess::variant::<__I>(__data)?;
-                match __tag { #(#arms)* }
-            }
-        }
+        #visitor
         __serde::Deserializer::deserialize_enum(
             __deserializer,
             #name_str,
