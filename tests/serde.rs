@@ -254,3 +254,30 @@ fn every_documented_type_deserializes_in_a_chunk() {
     assert_eq!((boxes[0].0, *boxes[0].1), (1, 9));
     assert_eq!(bytes, "b");
 }
+
+/// No lifetime and no type parameter: the derive makes both up, so it builds anywhere.
+#[derive(perfloc::DeserializeIn, Debug, PartialEq)]
+struct Plain {
+    n: u32,
+}
+
+/// Two type parameters: `alloc` names the allocator; the other is generic data.
+#[derive(perfloc::DeserializeIn)]
+#[perfloc(alloc = "A")]
+struct Tagged<T, A: Allocator> {
+    value: T,
+    history: Vec<T, A>,
+}
+
+#[test]
+fn the_derive_finds_or_makes_its_parameters() {
+    let chunk = perfloc::chunk();
+    let plain =
+        Plain::deserialize_in(&chunk, &mut serde_json::Deserializer::from_str(r#"{"n":3}"#));
+    assert_eq!(plain.unwrap(), Plain { n: 3 });
+    let json = r#"{"value": 5, "history": [1, 2]}"#;
+    let tagged: Tagged<u16, &Chunk> =
+        DeserializeIn::deserialize_in(&chunk, &mut serde_json::Deserializer::from_str(json))
+            .unwrap();
+    assert_eq!((tagged.value, &tagged.history[..]), (5, &[1, 2][..]));
+}
