@@ -577,13 +577,7 @@ impl<A: Allocator> BorrowMut<str> for String<A> {
 impl<A: Allocator> fmt::Write for String<A> {
     #[inline]
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        // `try_push_str` with the error mapped in the cold path only.
-        if self.vec.capacity() - self.vec.len() < s.len() && self.try_grow_for(s.len()).is_err() {
-            return Err(fmt::Error);
-        }
-        // SAFETY: there is room for `s.len()` more bytes (checked, or just reserved).
-        unsafe { self.append_unchecked(s) };
-        Ok(())
+        self.try_push_str(s).map_err(|_| fmt::Error)
     }
 
     #[inline]
