@@ -79,27 +79,34 @@ impl Buddy {
         self.free.iter().rposition(|set| !set.is_empty()).map_or(0, |k| self.order_size(k))
     }
 
-    /// Takes a free block of `size` bytes (a power of two, at least the minimum) and
-    /// returns its offset, or `None` when no free block is large enough.
-    pub(crate) fn alloc(&mut self, size: usize) -> Option<usize> {
-        let order = self.order_of(size)?;
-        let from = (order..self.free.len()).find(|&k| !self.free[k].is_empty())?;
-        Some(self.split(from, order))
-    }
-
-    /// Like [`Buddy::alloc`], but cut from the largest free block, so that as many of the
-    /// block's buddies above it as possible are free: room for [`Buddy::extend`], for an
-    /// allocation that keeps growing.
-    pub(crate) fn alloc_growable(&mut self, size: usize) -> Option<usize> {
-        let order = self.order_of(size)?;
-        let from = (order..self.free.len()).rev().find(|&k| !self.free[k].is_empty())?;
-        Some(self.split(from, order))
+    /// Takes a run of `size` bytes (a multiple of the minimum) and returns its offset, or
+    /// `None` when no free block is large enough. The run is cut from the bottom of a free
+    /// block of `size` rounded up to a power of two, the lowest one, or with `growable` the
+    /// one in the largest free block, so that as much as possible above it stays free: room
+    /// for [`Buddy::extend`], for an allocation that keeps growing. The rest of that block
+    /// stays free, as the pieces of [`pieces`].
+    pub(crate) fn alloc(&mut self, size: usize, growable: bool) -> Option<usize> {
+        let whole = size.checked_next_power_of_two()?;
+        let order = self.order_of(whole)?;
+        let mut orders = order..self.free.len();
+        let from = if growable {
+            orders.rev().find(|&k| !self.free[k].is_empty())?
+        } else {
+            orders.find(|&k| !self.free[k].is_empty())?
+        };
+        let (offset, freed_at) = self.split(from, order);
+        for (piece, len) in pieces(offset + size, offset + whole) {
+            self.free_bytes += len;
+            let k = self.order_of(len).expect("a piece of a block");
+            self.free[k].insert(piece, freed_at);
+        }
+        Some(offset)
     }
 
     /// Takes the lowest free block of order `have` (there is one) and splits it down to
     /// order `order`: keeps the lower half and frees the upper half (as old as the whole)
-    /// at each level. Returns the offset of the block taken.
-    fn split(&mut self, mut have: usize, order: usize) -> usize {
+    /// at each level. Returns the offset of the block taken and when it was freed.
+    fn split(&mut self, mut have: usize, order: usize) -> (usize, Instant) {
         let (offset, freed_at) = self.free[have].pop_first().expect("a free block of this order");
         let size = self.order_size(order);
         while have > order {
@@ -108,15 +115,23 @@ impl Buddy {
             self.free[have].insert(upper, freed_at);
         }
         self.free_bytes -= size;
-        offset
+        (offset, freed_at)
     }
 
-    /// Gives back the block of `size` bytes at `offset`, free since `at`, merging it with
-    /// free buddies; a merged block carries the newest time of its parts.
+    /// Gives back the run of `size` bytes at `offset` (a multiple of the minimum, as are
+    /// both), free since `at`: each of its [`pieces`] merges with free buddies; a merged block
+    /// carries the newest time of its parts.
     ///
-    /// The block must have come from [`Buddy::alloc`] or [`Buddy::take`] with the same
-    /// size and not have been freed since.
-    pub(crate) fn free(&mut self, mut offset: usize, size: usize, mut at: Instant) {
+    /// The run must be lent: taken with [`Buddy::alloc`], [`Buddy::take`] or
+    /// [`Buddy::extend`], or a part of such a run, and not freed since.
+    pub(crate) fn free(&mut self, offset: usize, size: usize, at: Instant) {
+        for (piece, len) in pieces(offset, offset + size) {
+            self.free_block(piece, len, at);
+        }
+    }
+
+    /// [`Buddy::free`] of one block: a power of two aligned to its size.
+    fn free_block(&mut self, mut offset: usize, size: usize, mut at: Instant) {
         let mut order = self.order_of(size).expect("block size belongs to this region");
         debug_assert_eq!(offset % size, 0, "block offset is aligned to its size");
         debug_assert!(!self.is_free(offset, size), "double free of a block");
@@ -140,28 +155,50 @@ impl Buddy {
         Some(at)
     }
 
-    /// Grows the lent block of `size` bytes at `offset` to `new_size` bytes (both powers of
-    /// two) in place, by taking the free buddies above it, one per doubling. Returns false,
-    /// with nothing changed, unless the block is aligned for `new_size` and every one of
-    /// those buddies is free.
-    ///
-    /// A free buddy is always listed at its own order: it cannot have merged into a larger
-    /// free block, which would contain the lent block.
+    /// Grows the lent run of `size` bytes at `offset` to `new_size` bytes in place (all
+    /// multiples of the minimum), by taking the free memory right above it. Returns false,
+    /// with nothing changed, unless every byte of `offset + size..offset + new_size` is free.
     pub(crate) fn extend(&mut self, offset: usize, size: usize, new_size: usize) -> bool {
-        let (Some(from), Some(to)) = (self.order_of(size), self.order_of(new_size)) else {
-            return false;
-        };
-        if offset % new_size != 0
-            || !(from..to).all(|k| self.free[k].contains_key(&(offset + self.order_size(k))))
-        {
+        let (start, end) = (offset + size, offset + new_size);
+        if new_size <= size || end > self.size {
             return false;
         }
-        for k in from..to {
-            let buddy_size = self.order_size(k);
-            self.free[k].remove(&(offset + buddy_size));
-            self.free_bytes -= buddy_size;
+        if !pieces(start, end).all(|(piece, len)| self.free_block_holding(piece, len).is_some()) {
+            return false;
+        }
+        for (piece, len) in pieces(start, end) {
+            self.take_piece(piece, len);
         }
         true
+    }
+
+    /// The order and offset of the free block that holds the block of `size` bytes at
+    /// `offset` (aligned to its size), if one does.
+    fn free_block_holding(&self, offset: usize, size: usize) -> Option<(usize, usize)> {
+        (self.order_of(size)?..self.free.len()).find_map(|k| {
+            let base = offset & !(self.order_size(k) - 1);
+            self.free[k].contains_key(&base).then_some((k, base))
+        })
+    }
+
+    /// Takes the block of `size` bytes at `offset` (aligned to its size) out of the free
+    /// block holding it, which splits: the halves that do not hold it stay free, as old as
+    /// the whole.
+    fn take_piece(&mut self, offset: usize, size: usize) {
+        let (mut k, mut base) =
+            self.free_block_holding(offset, size).expect("checked free by the caller");
+        let at = self.free[k].remove(&base).expect("a free block");
+        while self.order_size(k) > size {
+            k -= 1;
+            let half = self.order_size(k);
+            if offset < base + half {
+                self.free[k].insert(base + half, at);
+            } else {
+                self.free[k].insert(base, at);
+                base += half;
+            }
+        }
+        self.free_bytes -= size;
     }
 
     /// True when the block at `offset` of `size` bytes lies inside a free block.
@@ -236,6 +273,24 @@ impl Buddy {
     }
 }
 
+/// The blocks a run `start..end` (multiples of the minimum size) is made of in a buddy
+/// system: from `start` on, each the largest power of two aligned to its own size that
+/// still fits. A run cut from the bottom of a block, or the rest of that block, splits into
+/// at most one block per order.
+pub(crate) fn pieces(start: usize, end: usize) -> impl Iterator<Item = (usize, usize)> {
+    let mut pos = start;
+    core::iter::from_fn(move || {
+        if pos >= end {
+            return None;
+        }
+        let room = 1usize << (end - pos).ilog2();
+        let len = if pos == 0 { room } else { room.min(1 << pos.trailing_zeros()) };
+        let piece = (pos, len);
+        pos += len;
+        Some(piece)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,9 +298,9 @@ mod tests {
     #[test]
     fn splits_lowest_first_and_merges_back_in_any_order() {
         let mut b = Buddy::new(1 << 16, 1 << 12, Instant::now());
-        let blocks: Vec<usize> = (0..16).map(|_| b.alloc(1 << 12).unwrap()).collect();
+        let blocks: Vec<usize> = (0..16).map(|_| b.alloc(1 << 12, false).unwrap()).collect();
         assert_eq!(blocks, (0..16).map(|i| i << 12).collect::<Vec<_>>());
-        assert_eq!(b.alloc(1 << 12), None);
+        assert_eq!(b.alloc(1 << 12, false), None);
         assert_eq!(b.free_bytes(), 0);
         // Free in a scrambled order; every step keeps the invariants.
         for i in [5, 0, 15, 3, 9, 1, 14, 2, 8, 4, 13, 7, 6, 12, 10, 11] {
@@ -261,7 +316,7 @@ mod tests {
         let mut b = Buddy::new(1 << 20, 1 << 8, Instant::now());
         let mut live = Vec::new();
         for (i, shift) in [8, 12, 9, 16, 8, 19, 10].into_iter().enumerate() {
-            let off = b.alloc(1 << shift).unwrap();
+            let off = b.alloc(1 << shift, false).unwrap();
             assert_eq!(off % (1 << shift), 0);
             live.push((off, 1usize << shift));
             if i % 3 == 2 {
@@ -283,7 +338,7 @@ mod tests {
         let t1 = t0 + std::time::Duration::from_secs(1);
         let mut b = Buddy::new(1 << 13, 1 << 12, t0);
         assert_eq!(b.idle_since(), Some(t0));
-        let (x, y) = (b.alloc(1 << 12).unwrap(), b.alloc(1 << 12).unwrap());
+        let (x, y) = (b.alloc(1 << 12, false).unwrap(), b.alloc(1 << 12, false).unwrap());
         assert_eq!(b.idle_since(), None);
         b.free(y, 1 << 12, t0);
         b.free(x, 1 << 12, t1);
@@ -297,10 +352,10 @@ mod tests {
         let t0 = Instant::now();
         let t1 = t0 + std::time::Duration::from_secs(1);
         let mut b = Buddy::new(1 << 13, 1 << 12, t0);
-        let x = b.alloc(1 << 12).unwrap(); // splits: the upper half is free since t0
+        let x = b.alloc(1 << 12, false).unwrap(); // splits: the upper half is free since t0
         b.free(x, 1 << 12, t1);
         let mut b2 = Buddy::new(1 << 13, 1 << 12, t0);
-        let y = b2.alloc(1 << 12).unwrap();
+        let y = b2.alloc(1 << 12, false).unwrap();
         assert_eq!(b2.take(y ^ (1 << 12), 1 << 12), Some(t0), "the free upper half");
         assert_eq!(b2.take(y ^ (1 << 12), 1 << 12), None, "taken already");
         assert_eq!(b2.free_bytes(), 0);
@@ -314,7 +369,7 @@ mod tests {
     #[test]
     fn a_free_range_may_span_adjacent_free_blocks() {
         let mut b = Buddy::new(1 << 16, 1 << 12, Instant::now());
-        assert_eq!(b.alloc(1 << 12), Some(0)); // splits: free 4K@4K, 8K@8K, 16K@16K, 32K@32K
+        assert_eq!(b.alloc(1 << 12, false), Some(0)); // splits: free 4K@4K, 8K@8K, 16K@16K, 32K@32K
         assert!(b.is_free_range(0x1000, 0x10000, None.into_iter()), "spans four free blocks");
         assert!(!b.is_free_range(0x800, 0x2000, None.into_iter()), "starts in the taken block");
         assert!(b.is_free_range(0x0, 0x2000, Some((0, 0x1000)).into_iter()), "and the others");
@@ -325,21 +380,22 @@ mod tests {
     fn a_lent_block_extends_over_its_free_buddies_only() {
         let now = Instant::now();
         let mut b = Buddy::new(1 << 20, 1 << 12, now);
-        let low = b.alloc(1 << 12).unwrap();
+        let low = b.alloc(1 << 12, false).unwrap();
         assert_eq!(low, 0);
         // Its buddies above (4K at 4K, 8K at 8K, 16K at 16K) are free: 4K grows to 32K.
         assert!(b.extend(low, 1 << 12, 1 << 15));
         assert_eq!(b.free_bytes(), (1 << 20) - (1 << 15));
         b.check().unwrap();
         // The next block is lent: no further doubling from 32K to 64K.
-        let next = b.alloc(1 << 15).unwrap();
+        let next = b.alloc(1 << 15, false).unwrap();
         assert_eq!(next, 1 << 15);
         assert!(!b.extend(low, 1 << 15, 1 << 16));
-        // A block whose offset is not aligned for the new size never extends.
-        assert!(!b.extend(next, 1 << 15, 1 << 16));
         assert_eq!(b.free_bytes(), (1 << 20) - (1 << 16), "a refused extension changes nothing");
+        // A run extends over any free memory above it, aligned or not: 32K at 32K to 44K.
+        assert!(b.extend(next, 1 << 15, 44 << 10));
+        b.check().unwrap();
         b.free(low, 1 << 15, now);
-        b.free(next, 1 << 15, now);
+        b.free(next, 44 << 10, now);
         assert_eq!(b.free_bytes(), 1 << 20);
         b.check().unwrap();
     }
@@ -348,11 +404,11 @@ mod tests {
     fn a_growable_block_is_cut_from_the_largest_free_block() {
         let now = Instant::now();
         let mut b = Buddy::new(1 << 20, 1 << 12, now);
-        assert_eq!(b.alloc(1 << 12), Some(0));
+        assert_eq!(b.alloc(1 << 12, false), Some(0));
         // Lowest first would give 4K at 4K, whose buddy is lent; growable takes the free
         // upper half (512K at 512K) and cuts 4K from its bottom.
         assert_eq!(b.largest_free(), 1 << 19);
-        let grow = b.alloc_growable(1 << 12).unwrap();
+        let grow = b.alloc(1 << 12, true).unwrap();
         assert_eq!(grow, 1 << 19);
         assert_eq!(b.largest_free(), 1 << 18, "the lower half stays whole");
         assert!(b.extend(grow, 1 << 12, 1 << 19), "every buddy up to 512K is free");
@@ -363,9 +419,48 @@ mod tests {
     #[test]
     fn refuses_sizes_it_cannot_hold() {
         let mut b = Buddy::new(1 << 12, 1 << 8, Instant::now());
-        assert_eq!(b.alloc(1 << 13), None);
-        assert_eq!(b.alloc(1 << 4), None);
-        assert_eq!(b.alloc(1 << 12), Some(0));
-        assert_eq!(b.alloc(1 << 8), None);
+        assert_eq!(b.alloc(1 << 13, false), None);
+        assert_eq!(b.alloc(1 << 4, false), None);
+        assert_eq!(b.alloc(1 << 12, false), Some(0));
+        assert_eq!(b.alloc(1 << 8, false), None);
+    }
+
+    #[test]
+    fn runs_of_any_page_count_split_and_merge_back() {
+        let now = Instant::now();
+        let mut b = Buddy::new(1 << 20, 1 << 12, now);
+        // 288K: cut from a 512K block, whose upper 224K stays free as 32K, 64K and 128K.
+        let run = b.alloc(288 << 10, false).unwrap();
+        assert_eq!(run, 0);
+        assert_eq!(b.free_bytes(), (1 << 20) - (288 << 10));
+        b.check().unwrap();
+        let next = b.alloc(32 << 10, false).unwrap();
+        assert_eq!(next, 288 << 10, "the lowest free block: right above the run");
+        // Extending over a lent block fails, over free ones works.
+        assert!(!b.extend(run, 288 << 10, 300 << 10));
+        assert!(b.extend(next, 32 << 10, 96 << 10));
+        assert_eq!(b.free_bytes(), (1 << 20) - (384 << 10));
+        b.check().unwrap();
+        // A part of a run goes back on its own: the run's top 200K.
+        b.free(88 << 10, 200 << 10, now);
+        b.check().unwrap();
+        b.free(0, 88 << 10, now);
+        b.free(next, 96 << 10, now);
+        b.check().unwrap();
+        assert_eq!(b.free_blocks().map(|(o, l, _)| (o, l)).collect::<Vec<_>>(), [(0, 1 << 20)]);
+    }
+
+    #[test]
+    fn pieces_are_aligned_powers_of_two_covering_the_run() {
+        for (start, end) in [(0, 288), (288, 512), (4, 1000), (96, 97), (0, 1024), (12, 20)] {
+            let mut pos = start;
+            for (piece, len) in pieces(start, end) {
+                assert_eq!(piece, pos);
+                assert!(len.is_power_of_two() && piece % len == 0, "{piece}+{len}");
+                pos += len;
+            }
+            assert_eq!(pos, end);
+        }
+        assert_eq!(pieces(288, 512).count(), 3);
     }
 }

@@ -24,7 +24,7 @@
 //!   leave the slot for the shards. (Smaller growth moves to an ordinary successor, which
 //!   the thread's shard provides without the pool's lock that growing in place takes.)
 //!   When the block cannot grow, the allocation moves to a successor sized for it (at
-//!   least the next successor's size) taken with [`Pool::acquire_growable`], cut where
+//!   least the next successor's size) taken with [`Pool::acquire_run`], cut where
 //!   its buddies are free, so that the next growths are in place again; from
 //!   [`GROWABLE_NEWEST`] on, it moves to a large block taken the same way instead, which
 //!   grows in place over its buddies in turn and, unlike a regular block, goes back to the
@@ -112,8 +112,8 @@
 //!   Tests: `bad_input::foreign_pointers_never_corrupt_the_chunk_that_receives_them`,
 //!   `allocator::foreign_grow_shrink_and_free_never_clobber_other_allocations`,
 //!   `trust::a_zero_size_allocation_is_never_taken_for_the_newest`,
-//!   `large_blocks::a_large_block_shrunk_to_any_size_goes_back_when_deallocated`,
-//!   `large_blocks::a_shrunk_large_allocation_that_fits_the_current_block_moves_there`.
+//!   `dedicated_blocks::a_large_block_shrunk_to_any_size_goes_back_when_deallocated`,
+//!   `dedicated_blocks::a_shrunk_large_allocation_that_fits_the_current_block_moves_there`.
 //! - **A limit** (`set_limit`): any value; a limit below what the chunk holds only refuses
 //!   new blocks. Tests: `tests/it/chunk_limits.rs`.
 
@@ -162,7 +162,7 @@ const HEADER: usize = size_of::<BlockHeader>();
 
 /// From this size on, the newest allocation of a full block that grows (and, in a
 /// [`Chunk`], cannot grow its block in place) moves to a large block that can grow in
-/// place ([`Pool::acquire_growable`]) rather than to a successor. Smaller ones keep
+/// place ([`Pool::acquire_run`]) rather than to a successor. Smaller ones keep
 /// growing on the fast path in successors: growth in a large block takes the slow path,
 /// which would cost a vector grown by `reserve_exact(1)` more than the copies it saves.
 const GROWABLE_NEWEST: usize = 128 * 1024;
@@ -325,7 +325,8 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         let size = pool.first_block_size();
         let block = pool.acquire(size, true)?;
         let header = new_header(block);
-        let slow = Slow::new((size * 2).min(MAX_SIZE), size, pool.chunk_limit());
+        // Clamped where it is used ([`ProcessChunk::next_successor`]).
+        let slow = Slow::new(size / 2, size, pool.chunk_limit());
         Ok(ProcessChunk { state: K::new(header, slow), first: header, pool })
     }
 
@@ -413,7 +414,8 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         // The kept block's header is rewritten too: it must end the chain again.
         let header = new_header(keep);
         self.first = header;
-        let next_size = slow.next_size.max(keep.size.saturating_mul(2)).min(MAX_SIZE);
+        let next_size = slow.next_size.max(keep.size.next_power_of_two().saturating_mul(2));
+        let next_size = next_size.min(MAX_SIZE);
         let slow = Slow {
             peak: slow.peak,
             large_made: slow.large_made,
@@ -536,11 +538,15 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
             // SAFETY: chain blocks have initialised headers (invariant 1), published before
             // the link to them (`Release`, acquired here).
             let h = unsafe { header.as_ref() };
+            let cursor = self.state.cursor_of(header);
             stats.blocks += 1;
             stats.capacity_bytes += h.size;
-            stats.used_bytes += self.state.cursor_of(header) - data_start(header).addr().get();
+            stats.used_bytes += cursor - data_start(header).addr().get();
+            stats.tail_bytes += header.addr().get() + h.size - cursor;
             cur = NonNull::new(h.next.load(Ordering::Acquire));
         }
+        // After a rewind past bytes freed, the count may exceed what is left.
+        stats.freed_bytes = self.state.freed().min(stats.used_bytes);
         self.state.slow(|slow| {
             stats.limit = (slow.limit != usize::MAX).then_some(slow.limit);
             stats.peak_bytes = slow.peak;
@@ -549,7 +555,8 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
                 // SAFETY: large nodes are initialised (invariant 3).
                 let n = unsafe { n.as_ref() };
                 stats.blocks += 1;
-                stats.large_blocks += 1;
+                stats.dedicated_blocks += 1;
+                stats.dedicated_bytes += n.block.size;
                 stats.capacity_bytes += n.block.size;
                 stats.used_bytes += n.used;
                 node = n.next;
@@ -618,6 +625,9 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
             return Ok(dangling(layout.align()));
         }
         let page = os::page_size();
+        if layout.size() >= self.pool.dedicated_threshold() {
+            return self.alloc_large(layout, page, false);
+        }
         let need = bump::regular_need(HEADER, layout, page);
         let regular = self.state.slow(|slow| {
             // Another thread may have installed a successor while this one waited.
@@ -626,7 +636,7 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
                     return Some(Ok(ptr));
                 }
             }
-            let next = slow.next_size;
+            let next = self.next_successor(slow);
             let need = need.filter(|&need| need <= next)?;
             // The doubled size if the limit allows, else the largest block within it that
             // still holds the request.
@@ -645,7 +655,7 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
     }
 
     /// Takes a successor block of `size` bytes within the chunk's limit (`growable`: cut by
-    /// [`Pool::acquire_growable`]), allocates `layout` at its start and makes it current;
+    /// [`Pool::acquire_run`]), allocates `layout` at its start and makes it current;
     /// the successor after it doubles if this one had the doubled size. With nothing
     /// changed on failure but the refusal recorded. Called under [`StateOps::slow`], with
     /// its state as `slow`.
@@ -660,8 +670,11 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         match self.take_block(size, growable) {
             Ok(block) => {
                 slow.taken();
-                if size == slow.next_size {
-                    slow.next_size = size.saturating_mul(2).min(MAX_SIZE);
+                // A successor sized for a larger request counts as a step of the doubling
+                // too, but does not set its pace; one cut down to the limit does not count.
+                let next = self.next_successor(slow);
+                if size >= next {
+                    slow.next_size = next.saturating_mul(2).min(MAX_SIZE);
                 }
                 Ok(self.install_successor(block, layout))
             }
@@ -673,10 +686,16 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         }
     }
 
+    /// The size of the next successor: `next_size`, which doubles from half the first
+    /// block's, within the pool's smallest block and `max_block_size`.
+    fn next_successor(&self, slow: &Slow) -> usize {
+        slow.next_size.clamp(self.pool.smallest_block(), self.pool.max_block_size())
+    }
+
     /// A block of `size` bytes from the pool for this chunk (not a first block); `growable`:
-    /// cut where its buddies are free, to grow in place later ([`Pool::acquire_growable`]).
+    /// cut where the memory above it is free, to grow in place later ([`Pool::acquire_run`]).
     fn take_block(&self, size: usize, growable: bool) -> Result<Block, AllocError> {
-        if growable { self.pool.acquire_growable(size) } else { self.pool.acquire(size, false) }
+        self.pool.acquire_run(size, growable)
     }
 
     /// Makes `block` (fresh from the pool, large enough for `layout` after a header) the
@@ -702,7 +721,7 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
     }
 
     /// Allocates `layout` in a block of its own, recorded in a node in the bump memory;
-    /// `growable`: a block that can grow in place later ([`Pool::acquire_growable`]).
+    /// `growable`: a block that can grow in place later ([`Pool::acquire_run`]).
     fn alloc_large(
         &self,
         layout: Layout,
@@ -734,7 +753,7 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         growable: bool,
     ) -> Result<(Block, NonNull<u8>), AllocError> {
         let need = bump::large_need(layout, page);
-        let Some(size) = need.and_then(|need| self.pool.block_size_for(need)) else {
+        let Some(size) = need.and_then(|need| self.pool.run_size_for(need)) else {
             return Err(self.no_block_holds_it());
         };
         self.state.slow(|slow| slow.admit(size))?;
@@ -841,8 +860,12 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
     /// block back (out of line).
     #[inline(always)]
     fn dealloc_here(&self, ptr: NonNull<u8>, size: usize) {
-        if !self.state.rewind(ptr, size) && self.state.may_have_large() {
-            nounwind_dealloc_large(self, ptr, size);
+        if !self.state.rewind(ptr, size) {
+            if self.state.may_have_large() {
+                nounwind_dealloc_large(self, ptr, size);
+            } else {
+                self.state.count_freed(bump::footprint(size));
+            }
         }
 
         /// Out of line and unable to unwind ([`nounwind`]).
@@ -858,7 +881,7 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
     }
 
     /// Gives a large block back to the pool if `ptr` is the allocation of `size` bytes it
-    /// holds.
+    /// holds; else counts the bytes freed where they stay.
     #[inline(always)]
     fn dealloc_large(&self, ptr: NonNull<u8>, size: usize) {
         let block = self.with_large(ptr, size, |slow, prev, node| {
@@ -874,9 +897,10 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
                 n.block
             }
         });
-        if let Some(block) = block {
+        match block {
             // The caller of `dealloc` gave up the allocation the block held.
-            self.pool.release([block], false);
+            Some(block) => self.pool.release([block], false),
+            None => self.state.count_freed(bump::footprint(size)),
         }
     }
 
@@ -935,7 +959,7 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
     /// grows over its free buddies in the pool. Otherwise the data moves; an allocation
     /// that keeps growing (a large one, or the newest of a full block from
     /// [`GROWABLE_NEWEST`] on) moves to a large block cut so that it can grow in place next
-    /// time ([`Pool::acquire_growable`]): a vector doubling to megabytes stops moving at
+    /// time ([`Pool::acquire_run`]): a vector doubling to megabytes stops moving at
     /// every doubling.
     ///
     /// # Safety
@@ -1009,7 +1033,7 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
                     // Grow the block itself over its free buddies: no copy, and a vector
                     // that keeps doubling keeps its block.
                     let need = (addr - n.block.ptr.addr().get()).checked_add(new.size());
-                    let size = need.and_then(|need| self.pool.block_size_for(need));
+                    let size = need.and_then(|need| self.pool.run_size_for(need));
                     if let Some(size) = size.filter(|&size| size > n.block.size) {
                         let more = size - n.block.size;
                         if slow.admit(more).is_ok() {
@@ -1035,10 +1059,19 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
             }
             large = grown.is_some();
         }
-        // A large allocation, or a newest one big enough that the slow path of growth in a
-        // large block costs little next to the copies it saves.
-        let growing = large || (newest && new.size() >= GROWABLE_NEWEST);
-        if growing && new.size() >= self.pool.first_block_size() {
+        let growing = new.size() >= self.pool.first_block_size() / 2;
+        if K::SHARED && newest && !large && growing && new.size() < GROWABLE_NEWEST {
+            // A `SyncChunk`'s newest allocation goes on growing on the fast path in a
+            // successor sized for it: growth in a dedicated block takes the slow path (and
+            // its mutex) at every step, which would cost a vector grown by `reserve_exact(1)`
+            // more than the copies it saves.
+            if let Ok(new_ptr) = self.push_growable_successor(new) {
+                // SAFETY: the caller's contract; `new_ptr` is a fresh allocation of `new`.
+                unsafe { self.move_to(ptr, old, new_ptr, new) };
+                return Ok(new_ptr);
+            }
+        }
+        if new.size() >= self.pool.dedicated_threshold() {
             if newest && !K::SHARED && old.size() >= size_of::<LargeNode>() {
                 // SAFETY: the caller's contract, and `newest`: `ptr` is the newest
                 // allocation of the current block.
@@ -1076,7 +1109,7 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         let size = unsafe { current.as_ref().size };
         // `ptr` lies in the current block (it is its newest allocation).
         let need = (ptr.addr().get() - current.addr().get()).checked_add(new.size())?;
-        let grown = self.pool.block_size_for(bump::footprint(need))?;
+        let grown = self.pool.run_size_for(bump::footprint(need))?;
         if size != self.pool.first_block_size() && self.grow_current(current, size, grown) {
             match self.state.resize(ptr, old.size(), new.size()) {
                 Resize::Done(start) => return Some(start),
@@ -1085,7 +1118,7 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
                 }
             }
         }
-        if new.size() >= GROWABLE_NEWEST {
+        if new.size() >= self.pool.dedicated_threshold() {
             // Big enough for a block of its own, which goes back to the pool when the data
             // moves on, where a regular block would keep the copy: `grow_slow` does it.
             return None;
@@ -1130,7 +1163,35 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
             .expect("perfloc bug: a rewound allocation's room holds a large node");
         // SAFETY: `node` is fresh bump memory sized and aligned for a `LargeNode`.
         unsafe { self.record_large(node.cast(), block, new.size()) };
+        self.trim_current();
         Ok(data)
+    }
+
+    /// Gives back the empty end of a [`Chunk`]'s current block that grew in place past
+    /// `max_block_size` for an allocation that has now moved out: the block keeps its used
+    /// part (in whole pages), and at least `max_block_size` bytes, for what comes next.
+    fn trim_current(&self) {
+        debug_assert!(!K::SHARED);
+        let current = self.state.current();
+        // SAFETY: the current block has an initialised header (invariant 1).
+        let size = unsafe { current.as_ref().size };
+        let used = self.state.cursor_of(current) - current.addr().get();
+        let Some(keep) = self.pool.run_size_for(used) else { return };
+        let keep = keep.max(self.pool.max_block_size());
+        if keep >= size {
+            return;
+        }
+        self.state.slow(|slow| {
+            // SAFETY: as in `grow_current`: a live block of this chunk, no reference to its
+            // header alive, a `Chunk` is `!Sync`. The bytes from `keep` on are past the
+            // cursor: nothing handed out lies there (invariant 2), and the state's end
+            // follows at once.
+            unsafe { (*current.as_ptr()).size = keep };
+            self.state.grown(current);
+            slow.give_back(size - keep);
+        });
+        self.pool
+            .release([Block { ptr: block_end(current.cast(), keep), size: size - keep }], false);
     }
 
     /// Grows `current`, the current block of `size` bytes, in place to `grown` bytes (a
@@ -1162,7 +1223,7 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
     }
 
     /// Allocates `layout` at the start of a new successor block sized for it (at least the
-    /// next successor's size) and cut by [`Pool::acquire_growable`], so that its buddies
+    /// next successor's size) and cut by [`Pool::acquire_run`], so that its buddies
     /// stay free for [`ProcessChunk::grow_current`]. Within the chunk's limit; with
     /// nothing changed on failure.
     fn push_growable_successor(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
@@ -1171,8 +1232,9 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
             return Err(self.no_block_holds_it());
         };
         self.state.slow(|slow| {
-            let size = size.max(slow.next_size);
-            self.push_successor(slow, size, layout, true)
+            let size = size.max(self.next_successor(slow));
+            // A `SyncChunk`'s blocks never grow: no need to cut it where they could.
+            self.push_successor(slow, size, layout, !K::SHARED)
         })
     }
 
@@ -1215,7 +1277,11 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         });
         match large {
             Some(true) => return Ok(ptr),
-            None if aligned => return Ok(ptr),
+            None if aligned => {
+                // Shrunk where it lies: its end stays in the block, freed.
+                self.state.count_freed(bump::footprint(old.size()) - bump::footprint(new.size()));
+                return Ok(ptr);
+            }
             _ => {}
         }
         // SAFETY: the caller's contract is `relocate`'s.

@@ -55,6 +55,14 @@ pub(crate) struct Config {
     pub(crate) decay: Duration,
     /// Most bytes of blocks one process chunk may hold; `usize::MAX` for no limit.
     pub(crate) chunk_limit: usize,
+    /// A process chunk's successors double up to this size. Power of two, at least
+    /// `first_block_size` (the default is raised to it), at most [`MAX_SIZE`].
+    pub(crate) max_block_size: usize,
+    /// From this size on, an allocation (or a reallocation that moves) gets a block of its
+    /// own, whole pages, given back when it is freed or moves. From
+    /// [`MIN_DEDICATED_THRESHOLD`] on; `usize::MAX` for never (but when no successor holds
+    /// it).
+    pub(crate) dedicated_threshold: usize,
 }
 
 impl Config {
@@ -66,15 +74,28 @@ impl Config {
         retain: 4 << 20,
         decay: Duration::from_secs(1),
         chunk_limit: usize::MAX,
+        max_block_size: 64 << 10,
+        dedicated_threshold: 32 << 10,
     };
 }
+
+/// Smallest allowed [`dedicated_threshold`](PoolBuilder::dedicated_threshold), 4 KiB: a
+/// dedicated block is whole pages, so a smaller allocation would waste most of its block.
+///
+/// ```
+/// let err = perfloc::Pool::builder().dedicated_threshold(1024).build().unwrap_err();
+/// assert_eq!(err.setting(), "dedicated_threshold");
+/// ```
+pub const MIN_DEDICATED_THRESHOLD: usize = 4 << 10;
 
 /// Builds a [`Pool`] with custom settings; [`PoolBuilder::build`] checks them.
 ///
 /// | setting | default | meaning |
 /// |---|---|---|
 /// | [`first_top_chunk_size`](Self::first_top_chunk_size) | 1 MiB | size of the first top chunk mapped from the OS; each later one is twice the last |
-/// | [`first_block_size`](Self::first_block_size) | 16 KiB | size of a process chunk's first block; successors double |
+/// | [`first_block_size`](Self::first_block_size) | 16 KiB | size of a process chunk's first block; successors start at half of it and double |
+/// | [`max_block_size`](Self::max_block_size) | 64 KiB | successors double up to this size |
+/// | [`dedicated_threshold`](Self::dedicated_threshold) | 32 KiB | from this size on, an allocation gets a block of its own, given back when freed or moved |
 /// | [`limit`](Self::limit) | none | most bytes the pool maps at once; past it allocation fails with `AllocError` |
 /// | [`retain`](Self::retain) | 4 MiB | free memory kept mapped and resident for reuse |
 /// | [`decay`](Self::decay) | 1 s | how long free memory above `retain` may stay before it goes back to the OS |
@@ -96,6 +117,9 @@ pub struct PoolBuilder {
     config: Config,
     /// Whether `retain` was set; the default is clamped to `limit` instead of refused.
     retain_set: bool,
+    /// Whether `max_block_size` was set; the default is raised to `first_block_size`
+    /// instead of refused.
+    max_block_set: bool,
 }
 
 impl Default for PoolBuilder {
@@ -113,7 +137,7 @@ impl PoolBuilder {
     /// # Ok::<(), perfloc::ConfigError>(())
     /// ```
     pub const fn new() -> Self {
-        PoolBuilder { config: Config::DEFAULT, retain_set: false }
+        PoolBuilder { config: Config::DEFAULT, retain_set: false, max_block_set: false }
     }
 
     /// Size in bytes of the first top chunk the pool maps; each later top chunk is twice
@@ -131,9 +155,10 @@ impl PoolBuilder {
         self
     }
 
-    /// Size in bytes of a process chunk's first block; each successor block is twice the
-    /// size of the last. This is also the smallest block the pool hands out. Must be a power
-    /// of two, at least [`MIN_BLOCK_SIZE`] and at most `first_top_chunk_size`.
+    /// Size in bytes of a process chunk's first block. Its successors start at half this
+    /// size (at least a page) and double up to [`max_block_size`](Self::max_block_size).
+    /// Must be a power of two, at least [`MIN_BLOCK_SIZE`] and at most
+    /// `first_top_chunk_size`.
     ///
     /// ```
     /// let pool = perfloc::Pool::builder().first_block_size(64 << 10).build()?;
@@ -232,6 +257,58 @@ impl PoolBuilder {
         self
     }
 
+    /// Caps the size of a process chunk's successor blocks: they start at half of
+    /// `first_block_size` and double up to this, then stay there, like Postgres'
+    /// `maxBlockSize`. The
+    /// trade: a larger cap means fewer blocks for a chunk that holds a lot (each new block
+    /// is a trip to the pool), a smaller one less memory left empty at the end of the newest
+    /// block. Allocations too large for a successor get a block of their own. Must be a
+    /// power of two, at least `first_block_size` (when left unset, the default of 64 KiB is
+    /// raised to it); `usize::MAX` is no cap at all (successors double without end).
+    ///
+    /// ```
+    /// let pool = perfloc::Pool::builder().max_block_size(32 << 10).build()?;
+    /// let chunk = pool.chunk();
+    /// for _ in 0..100 {
+    ///     chunk.alloc([0u8; 1000]);
+    /// }
+    /// let stats = chunk.stats();
+    /// assert_eq!(stats.capacity_bytes, (16 + 8 + 16 + 32 + 32) << 10, "then 32s");
+    /// # Ok::<(), perfloc::ConfigError>(())
+    /// ```
+    pub const fn max_block_size(mut self, bytes: usize) -> Self {
+        self.config.max_block_size = bytes;
+        self.max_block_set = true;
+        self
+    }
+
+    /// From this size on, an allocation gets a block of its own (a *dedicated* block), and
+    /// so does a reallocation that must move (a `Vec` that outgrows its place). A dedicated
+    /// block is whole pages, sized for the allocation, not a power of two; it goes back to
+    /// the pool as soon as the allocation is freed or moves on, and grows in place while
+    /// the memory above it is free. The trade: a lower threshold leaves less memory behind
+    /// in the chunk's regular blocks (old copies of growing vectors, empty block ends); a
+    /// higher one takes fewer trips to the pool (each dedicated block is one, under its
+    /// lock). Must be at least [`MIN_DEDICATED_THRESHOLD`]; `usize::MAX` gives a block of
+    /// its own only to what no successor can hold.
+    ///
+    /// ```
+    /// use allocator_api2::vec::Vec;
+    ///
+    /// let pool = perfloc::Pool::builder().dedicated_threshold(64 << 10).build()?;
+    /// let chunk = pool.chunk();
+    /// let mut big: Vec<u8, _> = Vec::with_capacity_in(100 << 10, &chunk);
+    /// big.extend_from_slice(&[1; 100 << 10]);
+    /// assert_eq!(chunk.stats().dedicated_blocks, 1);
+    /// drop(big);
+    /// assert_eq!(chunk.stats().dedicated_blocks, 0, "given back when freed");
+    /// # Ok::<(), perfloc::ConfigError>(())
+    /// ```
+    pub const fn dedicated_threshold(mut self, bytes: usize) -> Self {
+        self.config.dedicated_threshold = bytes;
+        self
+    }
+
     /// Checks the settings and makes the pool. No memory is mapped until the first chunk.
     ///
     /// ```
@@ -247,6 +324,13 @@ impl PoolBuilder {
     pub(crate) fn checked(mut self) -> Result<Config, ConfigError> {
         if !self.retain_set {
             self.config.retain = self.config.retain.min(self.config.limit);
+        }
+        if self.config.max_block_size == usize::MAX {
+            self.config.max_block_size = MAX_SIZE;
+        }
+        if !self.max_block_set {
+            self.config.max_block_size =
+                self.config.max_block_size.max(self.config.first_block_size);
         }
         self.validate()?;
         Ok(self.config)
@@ -281,6 +365,25 @@ impl PoolBuilder {
                 format!(
                     "is {}, smaller than first_block_size ({}); no chunk could take its first block",
                     c.chunk_limit, c.first_block_size
+                ),
+            ));
+        }
+        check_size("max_block_size", c.max_block_size, MIN_BLOCK_SIZE, MAX_SIZE)?;
+        if c.max_block_size < c.first_block_size {
+            return Err(ConfigError::new(
+                "max_block_size",
+                format!(
+                    "is {}, smaller than first_block_size ({}); successors start at the first block's size",
+                    c.max_block_size, c.first_block_size
+                ),
+            ));
+        }
+        if c.dedicated_threshold < MIN_DEDICATED_THRESHOLD {
+            return Err(ConfigError::new(
+                "dedicated_threshold",
+                format!(
+                    "is {}, smaller than the minimum of {MIN_DEDICATED_THRESHOLD}; a dedicated block is whole pages",
+                    c.dedicated_threshold
                 ),
             ));
         }

@@ -32,13 +32,19 @@
 //! - **Top chunks.** The [`Pool`] keeps a list of regions mapped from the OS, oldest first.
 //!   When none has a free block big enough, it maps a new one twice the size of the last,
 //!   or, for one huge request, just big enough for it, without changing the doubling.
-//! - **Blocks.** Blocks are power-of-two pieces of a top chunk, managed by a buddy system:
-//!   they can come back in any order, from any thread, and merge with their free
-//!   neighbours, so later chunks reuse them without a system call.
+//! - **Blocks.** Blocks are pieces of a top chunk, managed by a buddy system: they can come
+//!   back in any order, from any thread, and merge with their free neighbours, so later
+//!   chunks reuse them without a system call. Regular blocks are powers of two; dedicated
+//!   blocks are whole pages.
 //! - **Process chunks and successor links.** A [`Chunk`] takes its first block from the
-//!   pool and bumps upward in it. When the block is full it takes a successor twice the
-//!   size and links it from the old block's header; all of them live as long as the chunk.
-//!   Bumping upward lets the newest allocation grow and shrink in place.
+//!   pool and bumps upward in it. When the block is full it takes a successor and links it
+//!   from the old block's header; successors start at half the first block and double up
+//!   to [`PoolBuilder::max_block_size`]. Bumping upward lets the newest allocation grow and
+//!   shrink in place.
+//! - **Dedicated blocks.** An allocation from [`PoolBuilder::dedicated_threshold`] on, and
+//!   a vector that outgrows its place, get a block of their own, sized in pages. It grows
+//!   in place while the memory above it is free, and goes back to the pool as soon as the
+//!   allocation is freed or moves: a request's chunk holds little more than its data.
 //! - **Two kinds of chunk.** A [`Chunk`] is for one thread at a time (`Send`, not `Sync`:
 //!   its bump pointer is a `Cell`). A [`SyncChunk`] ([`sync_chunk()`], [`Pool::sync_chunk`])
 //!   is `Send + Sync`: its bump is a compare-and-swap on an atomic cursor, so threads may
@@ -117,6 +123,8 @@
 //! | `PERFLOC_DECAY` | [`PoolBuilder::decay`] | a duration: `500ms`, `2s`, `1min`, `0`, `never`; default 1 s; one longer than the process has lived gives nothing back yet | a number without a unit (but `0`), other units |
 //! | `PERFLOC_LIMIT` | [`PoolBuilder::limit`] | a size, or `none` (the default) | below the first top chunk (1 MiB by default) |
 //! | `PERFLOC_FIRST_BLOCK` | [`PoolBuilder::first_block_size`] | a power of two from 256 B ([`MIN_BLOCK_SIZE`]) to 256 GiB ([`MAX_FIRST_BLOCK_SIZE`]); default 16 KiB; the first top chunk grows to hold it | other sizes, or one the OS will not map |
+//! | `PERFLOC_MAX_BLOCK` | [`PoolBuilder::max_block_size`] | a power of two, at least the first block; or `none` (no cap); default 64 KiB (or the first block, if larger) | other sizes, below the first block |
+//! | `PERFLOC_DEDICATED` | [`PoolBuilder::dedicated_threshold`] | a size from 4 KiB ([`MIN_DEDICATED_THRESHOLD`]), or `none`; default 32 KiB | below 4 KiB |
 //!
 //! Sizes are whole numbers with a binary unit (`B`, `KiB`, `MiB`, `GiB`, `TiB`, any case)
 //! or none (bytes); `KB`, `MB` and `GB` are refused as ambiguous, and so is anything that
@@ -190,7 +198,9 @@ pub use chunk::{
     BumpState, Checkpoint, CheckpointError, Chunk, LocalBump, ProcessChunk, SharedBump, SyncChunk,
 };
 pub use collect::{CollectIn, FromIteratorIn, TryFromIteratorIn};
-pub use config::{ConfigError, MAX_FIRST_BLOCK_SIZE, MIN_BLOCK_SIZE, PoolBuilder};
+pub use config::{
+    ConfigError, MAX_FIRST_BLOCK_SIZE, MIN_BLOCK_SIZE, MIN_DEDICATED_THRESHOLD, PoolBuilder,
+};
 pub use direct::AllocOrInitError;
 pub use global::{ConfigureGlobalError, configure_global};
 /// The hashbrown (0.17, with its `allocator-api2` feature) whose maps take a `&Chunk`.

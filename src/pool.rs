@@ -44,7 +44,10 @@ use crate::{Chunk, ConfigError, SyncChunk};
 use cache::{CLASSES, SHARDS, Shard};
 use downsizing::GiveBack;
 
-/// A block lent by the pool to a process chunk: `size` bytes (a power of two) at `ptr`.
+/// A block lent by the pool to a process chunk: `size` bytes at `ptr`, a multiple of the
+/// pool's [granule](Pool::granule). Blocks taken with [`Pool::acquire`] are powers of two;
+/// a dedicated block ([`Pool::acquire_run`]) and a block grown in place ([`Pool::extend`])
+/// are whole pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Block {
     pub(crate) ptr: NonNull<u8>,
@@ -340,6 +343,10 @@ impl Pool {
 
     /// A snapshot of the pool's figures; `Display` prints it as a report.
     ///
+    /// For [`PoolStats::resident_in_use_bytes`] it asks the OS which pages of the top chunks
+    /// are resident: one `mincore` call per 16 MiB mapped (with 4 KiB pages), made while it
+    /// holds the pool's lock.
+    ///
     /// ```
     /// let pool = perfloc::Pool::new();
     /// let chunk = pool.chunk();
@@ -364,6 +371,12 @@ impl Pool {
             top_chunks: state.top_chunks.len(),
             mapped_bytes: state.mapped_bytes,
             in_use_bytes: in_use,
+            resident_in_use_bytes: state
+                .top_chunks
+                .iter()
+                .map(|top| top.resident_bytes().0)
+                .sum::<usize>()
+                .min(in_use),
             free_bytes: state.mapped_bytes - in_use,
             cached_bytes: cached,
             pool_lock_calls: state.lock_calls,
@@ -427,7 +440,7 @@ impl Pool {
         self.local_blocks(&mut cached);
         for shard in &self.shards {
             let cache = shard.lock();
-            cache.blocks(self.config.first_block_size, &mut cached);
+            cache.blocks(self.smallest_block(), &mut cached);
             chunks += cache.chunks;
             cached_bytes += cache.bytes;
         }
@@ -482,21 +495,54 @@ impl Pool {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The block size the pool would hand out for a request of `bytes`: the next power of
-    /// two, at least `first_block_size`; `None` when no such size exists.
+    /// The regular block size the pool would hand out for a request of `bytes`: the next
+    /// power of two, at least the smallest block; `None` when no such size exists.
     pub(crate) fn block_size_for(&self, bytes: usize) -> Option<usize> {
         bytes
-            .max(self.config.first_block_size)
+            .max(self.smallest_block())
             .checked_next_power_of_two()
             .filter(|&size| size <= isize::MAX as usize)
+    }
+
+    /// The size of a run ([`Pool::acquire_run`], [`Pool::extend`]) for a request of
+    /// `bytes`: whole pages; `None` when no block can hold it.
+    pub(crate) fn run_size_for(&self, bytes: usize) -> Option<usize> {
+        let page = crate::os::page_size();
+        let size = bytes.max(1).checked_add(page - 1)? & !(page - 1);
+        self.block_size_for(size).map(|_| size)
+    }
+
+    /// The smallest block the top chunks' buddy systems deal in: a page, or a first block
+    /// if that is smaller. Every block size is a multiple of it.
+    fn granule(&self) -> usize {
+        self.config.first_block_size.min(crate::os::page_size())
+    }
+
+    /// The smallest block a chunk takes: its first successor, half a first block (a first
+    /// block if half of one is less than a page). The shards' size classes start here.
+    pub(crate) fn smallest_block(&self) -> usize {
+        (self.config.first_block_size / 2).max(self.granule())
+    }
+
+    /// A process chunk's successors double up to this size ([`PoolBuilder::max_block_size`]).
+    pub(crate) fn max_block_size(&self) -> usize {
+        self.config.max_block_size
+    }
+
+    /// From this size on, an allocation gets a block of its own
+    /// ([`PoolBuilder::dedicated_threshold`]).
+    pub(crate) fn dedicated_threshold(&self) -> usize {
+        self.config.dedicated_threshold
     }
 
     /// The shard cache class of a block of `size` bytes, if blocks that size are cached.
     #[inline]
     fn class_of(&self, size: usize) -> Option<usize> {
-        let class =
-            (size.trailing_zeros() - self.config.first_block_size.trailing_zeros()) as usize;
-        (class < CLASSES).then_some(class)
+        if !size.is_power_of_two() {
+            return None;
+        }
+        let class = size.trailing_zeros().checked_sub(self.smallest_block().trailing_zeros());
+        class.map(|class| class as usize).filter(|&class| class < CLASSES)
     }
 
     /// The calling thread's shard.
@@ -510,7 +556,7 @@ impl Pool {
         self.config.retain / (2 * SHARDS)
     }
 
-    /// Lends a block of `size` bytes (a power of two, at least `first_block_size`), from
+    /// Lends a block of `size` bytes (a power of two, at least `smallest_block`), from
     /// the thread's local slot (a chunk's first block), its shard, or the top chunks.
     /// `opens_chunk` counts a new live chunk.
     ///
@@ -519,7 +565,7 @@ impl Pool {
     /// pay its register saves.
     #[inline]
     pub(crate) fn acquire(&self, size: usize, opens_chunk: bool) -> Result<Block, AllocError> {
-        debug_assert!(size.is_power_of_two() && size >= self.config.first_block_size);
+        debug_assert!(size.is_power_of_two() && size >= self.smallest_block());
         #[cfg(not(loom))]
         if opens_chunk && size == self.config.first_block_size {
             let local = self.with_local(|slot| {
@@ -554,14 +600,20 @@ impl Pool {
         Ok(block)
     }
 
-    /// Lends a block of `size` bytes for an allocation that keeps growing: never from the
-    /// shards, and cut from the bottom of the largest free block the top chunks have, so
-    /// that the buddies above it stay free for [`Pool::extend`] as long as possible.
-    pub(crate) fn acquire_growable(&self, size: usize) -> Result<Block, AllocError> {
-        self.acquire_from_top_chunks(size, true)
+    /// Lends a run of `size` bytes (whole pages, from [`Pool::run_size_for`]): a block whose
+    /// size need not be a power of two, cut from the bottom of a power-of-two block whose
+    /// rest stays free. A power of two of a shard's size class may come from the
+    /// thread's shard, unless `growable`: an allocation that keeps growing gets a run cut
+    /// from the bottom of the largest free block the top chunks have, so that the memory
+    /// above it stays free for [`Pool::extend`] as long as possible.
+    pub(crate) fn acquire_run(&self, size: usize, growable: bool) -> Result<Block, AllocError> {
+        if !growable && self.class_of(size).is_some() {
+            return self.acquire(size, false);
+        }
+        self.acquire_from_top_chunks(size, growable)
     }
 
-    /// Takes a block of `size` bytes from the top chunks (see [`TopChunk::alloc`] for
+    /// Takes a run of `size` bytes from the top chunks (see [`TopChunk::alloc`] for
     /// `growable`), mapping one if none has room; if that fails too, gives the blocks
     /// waiting in the shards back and tries once more.
     fn acquire_from_top_chunks(&self, size: usize, growable: bool) -> Result<Block, AllocError> {
@@ -586,7 +638,8 @@ impl Pool {
             // A growing allocation goes to the top chunk with the largest free block (the
             // oldest of equals), if it can double there; its bottom is cut for it, so that
             // it can grow in place as far as possible.
-            let roomy = size.checked_mul(2).filter(|_| growable).and_then(|twice| {
+            let whole = size.checked_next_power_of_two().ok_or(AllocError)?;
+            let roomy = whole.checked_mul(2).filter(|_| growable).and_then(|twice| {
                 let (index, top) = state
                     .top_chunks
                     .iter()
@@ -601,10 +654,10 @@ impl Pool {
             // A new top chunk for a growing allocation has room for it to double twice (its
             // data moved here because it outgrew a block: it is likely to go on), if the
             // pool's limit allows. Only mapped, so the pages it never touches cost nothing.
-            let wish = if growable { size.saturating_mul(4) } else { size };
+            let wish = if growable { whole.saturating_mul(4) } else { whole };
             let index = match found {
                 Some(index) => index,
-                None => match self.map_top_chunk(state, size, wish) {
+                None => match self.map_top_chunk(state, whole, wish) {
                     Ok(index) => index,
                     // Free blocks that another thread is purging come back in a moment:
                     // wait for them rather than fail.
@@ -631,10 +684,11 @@ impl Pool {
         Ok(block)
     }
 
-    /// Grows a lent block in place to `new_size` bytes (a power of two) by taking the free
-    /// buddies above it in its top chunk; false, with nothing changed, when one of them is
-    /// not free (lent, cached in a shard, being purged) or the block is not aligned for
-    /// the new size. No system call: purged buddies are simply used again.
+    /// Grows a lent block in place to `new_size` bytes (whole pages, from
+    /// [`Pool::run_size_for`]) by taking the free memory right above it in its top chunk;
+    /// false, with nothing changed, when some of it is not free (lent, cached in a shard,
+    /// being purged) or past the top chunk's end. No system call: purged pages are simply
+    /// used again.
     pub(crate) fn extend(&self, block: Block, new_size: usize) -> bool {
         let mut guard = self.lock();
         let state = &mut *guard;
@@ -701,34 +755,52 @@ impl Pool {
     #[inline(never)]
     fn release_shared(
         &self,
-        blocks: impl Iterator<Item = Block>,
+        mut blocks: impl Iterator<Item = Block>,
         closes_chunk: bool,
         policy_turn: bool,
     ) {
         let budget = self.shard_budget();
-        let mut rest = Vec::new();
-        let policy_due = {
-            let mut cache = self.shard().lock_counted();
-            for block in blocks {
-                // The block is the pool's again: nothing may touch it until it is lent.
-                crate::asan::poison(block.ptr, block.size);
-                let cached =
-                    self.class_of(block.size).is_some_and(|class| cache.push(class, block, budget));
-                if !cached {
-                    rest.push(block);
+        // The blocks the shard does not keep, in batches on the stack: no global allocation
+        // on the way back (a dedicated block, whose size has no class, always comes here).
+        // Each batch goes to the top chunks after the shard's lock is dropped.
+        loop {
+            let mut rest = [None; 8];
+            let mut len = 0;
+            let policy_due = {
+                let mut cache = self.shard().lock_counted();
+                for block in blocks.by_ref() {
+                    // The block is the pool's again: nothing may touch it until it is lent.
+                    crate::asan::poison(block.ptr, block.size);
+                    let cached = self
+                        .class_of(block.size)
+                        .is_some_and(|class| cache.push(class, block, budget));
+                    if !cached {
+                        rest[len] = Some(block);
+                        len += 1;
+                        if len == rest.len() {
+                            break;
+                        }
+                    }
                 }
+                let done = len < rest.len();
+                if done {
+                    cache.chunks -= isize::from(closes_chunk);
+                }
+                done.then(|| cache.policy_due())
+            };
+            let Some(policy_due) = policy_due else {
+                self.release_to_top_chunks(rest.into_iter().flatten());
+                continue;
+            };
+            if len > 0 || ((policy_due || policy_turn) && self.excess.load(Ordering::Relaxed)) {
+                self.release_to_top_chunks(rest.into_iter().flatten());
             }
-            cache.chunks -= isize::from(closes_chunk);
-            cache.policy_due()
-        };
-        if !rest.is_empty() || ((policy_due || policy_turn) && self.excess.load(Ordering::Relaxed))
-        {
-            self.release_to_top_chunks(rest);
+            return;
         }
     }
 
     /// Returns blocks to their top chunks (possibly none), then runs the downsizing policy.
-    fn release_to_top_chunks(&self, blocks: Vec<Block>) {
+    fn release_to_top_chunks(&self, blocks: impl IntoIterator<Item = Block>) {
         let mut guard = self.lock();
         let state = &mut *guard;
         state.lock_calls += 1;
@@ -753,7 +825,7 @@ impl Pool {
         #[cfg(not(loom))]
         self.reclaim_locals(&mut blocks);
         for shard in &self.shards {
-            shard.lock().drain(self.config.first_block_size, &mut blocks);
+            shard.lock().drain(self.smallest_block(), &mut blocks);
         }
         let any = !blocks.is_empty();
         if any {
@@ -788,12 +860,12 @@ impl Pool {
             size = 1 << room.ilog2();
         }
         state.mmap_calls += 1;
-        let top = match TopChunk::map(size, self.config.first_block_size) {
+        let top = match TopChunk::map(size, self.granule()) {
             Ok(top) => top,
             Err(AllocError) if size > smallest => {
                 size = smallest;
                 state.mmap_calls += 1;
-                TopChunk::map(size, self.config.first_block_size)?
+                TopChunk::map(size, self.granule())?
             }
             Err(AllocError) => return Err(AllocError),
         };

@@ -13,13 +13,16 @@ use core::fmt;
 /// let chunk = pool.chunk();
 /// println!("{}", pool.stats());
 /// // perfloc pool: 1.0 MiB mapped in 1 top chunk (peak 1.0 MiB)
-/// //   in use 4.0 KiB by 1 live chunk; free 1020.0 KiB, of which 0 B purged
-/// //   system calls: 1 mmap, 0 munmap, 0 madvise; 0 B given back to the OS
+/// //   in use 16.0 KiB (4.0 KiB resident, 25%) by 1 live chunk; free 1008.0 KiB, of which 0 B purged and 0 B cached for the threads
+/// //   system calls: 1 mmap, 0 munmap, 0 madvise; 0 B given back to the OS; pool lock taken 1 times, shard locks 2
 /// //   top chunk        size      in use        free      purged
-/// //          #0     1.0 MiB     4.0 KiB  1020.0 KiB         0 B
+/// //          #0     1.0 MiB    16.0 KiB  1008.0 KiB         0 B
 /// let report = pool.stats().to_string();
 /// assert!(report.contains("1 top chunk"));
 /// assert!(report.contains("1 live chunk"));
+/// let stats = pool.stats();
+/// // The chunk has written its record in the first page of its block, not the rest.
+/// assert!(0 < stats.resident_in_use_bytes && stats.resident_in_use_bytes <= stats.in_use_bytes);
 /// # drop(chunk);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -31,6 +34,16 @@ pub struct PoolStats {
     pub mapped_bytes: usize,
     /// Bytes of blocks held by live chunks.
     pub in_use_bytes: usize,
+    /// Of `in_use_bytes`, those in pages resident in memory, as `mincore` tells page by
+    /// page, counted by the byte. The rest were never touched or were swapped out (with
+    /// transparent huge pages, untouched pages near touched ones may be resident too).
+    ///
+    /// Counted over the blocks lent out by the top chunks, which include those cached for
+    /// the threads (`cached_bytes`), and capped at `in_use_bytes`: it may exceed the exact
+    /// figure by the resident part of `cached_bytes`. Where the OS is not asked (under Miri,
+    /// and on targets other than Linux, Android, Apple's, FreeBSD, DragonFly and NetBSD)
+    /// all of `in_use_bytes` counts as resident.
+    pub resident_in_use_bytes: usize,
     /// Bytes of free blocks, reusable without a system call (`mapped - in_use`).
     pub free_bytes: usize,
     /// Of `free_bytes`, those purged with `madvise`: still mapped, no longer resident.
@@ -84,28 +97,54 @@ pub struct TopChunkStats {
 }
 
 /// A snapshot of a [`Chunk`](crate::Chunk)'s figures, from
-/// [`Chunk::stats`](crate::Chunk::stats).
+/// [`Chunk::stats`](crate::Chunk::stats): its blocks, and where their bytes went.
+///
+/// `capacity_bytes` is the dedicated blocks (`dedicated_bytes`) plus the regular ones,
+/// which hold headers, the bytes handed out (`used_bytes` less the dedicated allocations)
+/// and their empty ends (`tail_bytes`). Of the bytes handed out, `freed_bytes` were freed
+/// but stay (an arena only takes back its newest allocation); the rest,
+/// [`live_bytes`](Self::live_bytes), are what the program holds.
 ///
 /// ```
+/// use allocator_api2::vec::Vec;
+///
 /// let chunk = perfloc::chunk();
 /// chunk.alloc_slice_copy(&[0u8; 100]);
 /// let stats = chunk.stats();
 /// assert_eq!((stats.blocks, stats.used_bytes), (1, 104)); // rounded up to a word
 /// assert!(stats.to_string().contains("1 block"));
+///
+/// let mut grown: Vec<u64, _> = Vec::with_capacity_in(4, &chunk);
+/// chunk.alloc(1u8); // now `grown` is not the newest: its old copy stays when it moves
+/// grown.extend(0..100);
+/// let stats = chunk.stats();
+/// assert_eq!(stats.freed_bytes, 32, "the old copy of 4 u64s");
+/// assert_eq!(stats.live_bytes(), 104 + 8 + 800);
+/// assert_eq!(stats.tail_bytes + stats.used_bytes + 24, stats.capacity_bytes); // 24: a header
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct ChunkStats {
-    /// Blocks the chunk holds (regular and large).
+    /// Blocks the chunk holds (regular and dedicated).
     pub blocks: usize,
-    /// Of `blocks`, those holding one large allocation each.
-    pub large_blocks: usize,
-    /// Total size of those blocks, headers included.
+    /// Of `blocks`, the dedicated ones, each holding one allocation (see
+    /// [`PoolBuilder::dedicated_threshold`](crate::PoolBuilder::dedicated_threshold)).
+    pub dedicated_blocks: usize,
+    /// Total size of the dedicated blocks.
+    pub dedicated_bytes: usize,
+    /// Total size of all blocks, headers included.
     pub capacity_bytes: usize,
     /// Bytes handed out (with alignment padding, each allocation rounded up to a word,
     /// without block headers). Bytes of the newest allocation given back by `deallocate`
     /// or `shrink` are not counted.
     pub used_bytes: usize,
+    /// Of `used_bytes`, those freed (by `deallocate`, a move, a shrink) that stay in their
+    /// regular block until the chunk is reset or dropped: a block only takes back its
+    /// newest allocation. After a rewind to a checkpoint, an upper bound.
+    pub freed_bytes: usize,
+    /// Bytes at the end of regular blocks never handed out (or given back): the room of
+    /// the current block, and what older blocks had left when the next one was taken.
+    pub tail_bytes: usize,
     /// The most `capacity_bytes` has been over the chunk's life.
     pub peak_bytes: usize,
     /// The chunk's limit on `capacity_bytes`, if it has one
@@ -146,10 +185,16 @@ impl fmt::Display for PoolStats {
             plural(self.top_chunks, "top chunk"),
             Bytes(self.peak_mapped_bytes)
         )?;
+        let resident_share = if self.in_use_bytes == 0 {
+            0.0
+        } else {
+            self.resident_in_use_bytes as f64 * 100.0 / self.in_use_bytes as f64
+        };
         writeln!(
             f,
-            "  in use {} by {}; free {}, of which {} purged and {} cached for the threads",
+            "  in use {} ({} resident, {resident_share:.0}%) by {}; free {}, of which {} purged and {} cached for the threads",
             Bytes(self.in_use_bytes),
+            Bytes(self.resident_in_use_bytes),
             plural(self.live_chunks, "live chunk"),
             Bytes(self.free_bytes),
             Bytes(self.purged_bytes),
@@ -187,15 +232,32 @@ impl fmt::Display for PoolStats {
     }
 }
 
+impl ChunkStats {
+    /// Bytes handed out and not freed: `used_bytes - freed_bytes`.
+    ///
+    /// ```
+    /// let chunk = perfloc::chunk();
+    /// chunk.alloc(0u64);
+    /// assert_eq!(chunk.stats().live_bytes(), 8);
+    /// ```
+    pub fn live_bytes(&self) -> usize {
+        self.used_bytes - self.freed_bytes
+    }
+}
+
 impl fmt::Display for ChunkStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "perfloc chunk: {} used of {} in {} ({} large); peak {}",
-            Bytes(self.used_bytes),
+            "perfloc chunk: {} in {} ({} dedicated, {}): {} live, {} freed but kept, {} \
+             empty at block ends; peak {}",
             Bytes(self.capacity_bytes),
             plural(self.blocks, "block"),
-            self.large_blocks,
+            self.dedicated_blocks,
+            Bytes(self.dedicated_bytes),
+            Bytes(self.live_bytes()),
+            Bytes(self.freed_bytes),
+            Bytes(self.tail_bytes),
             Bytes(self.peak_bytes)
         )?;
         match self.limit {

@@ -105,9 +105,10 @@ impl TopChunk {
         self.offset_of(ptr).is_some()
     }
 
-    /// True when a free block of `size` bytes (a power of two) is available.
+    /// True when a run of `size` bytes fits: a free block of `size` rounded up to a power
+    /// of two is available.
     pub(crate) fn can_hold(&self, size: usize) -> bool {
-        self.buddy.can_hold(size)
+        size.checked_next_power_of_two().is_some_and(|whole| self.buddy.can_hold(whole))
     }
 
     /// Size of the largest free block; 0 when none is free.
@@ -120,19 +121,20 @@ impl TopChunk {
         self.offset_of(ptr).is_some_and(|offset| self.buddy.is_free(offset, size))
     }
 
-    /// Takes a free block of `size` bytes (a power of two): lowest address first, or with
-    /// `growable` from the bottom of the largest free block (see [`Buddy::alloc_growable`]).
+    /// Takes a run of `size` bytes (a multiple of the smallest block size): lowest address
+    /// first, or with `growable` from the bottom of the largest free block (see
+    /// [`Buddy::alloc`]).
     pub(crate) fn alloc(&mut self, size: usize, growable: bool) -> Option<NonNull<u8>> {
-        let offset =
-            if growable { self.buddy.alloc_growable(size)? } else { self.buddy.alloc(size)? };
+        let offset = self.buddy.alloc(size, growable)?;
         self.purged.take(offset, offset + size);
-        // SAFETY: the buddy system hands out offsets of blocks inside the region
+        // SAFETY: the buddy system hands out offsets of runs inside the region
         // (`offset + size <= self.size()`), so the result stays in bounds of the mapping.
         Some(unsafe { self.base.add(offset) })
     }
 
-    /// Grows the lent block of `size` bytes at `ptr` to `new_size` bytes in place, taking
-    /// its free buddies (see [`Buddy::extend`]); false, with nothing changed, if it cannot.
+    /// Grows the lent run of `size` bytes at `ptr` to `new_size` bytes in place, taking the
+    /// free memory above it (see [`Buddy::extend`]); false, with nothing changed, if it
+    /// cannot.
     pub(crate) fn extend(&mut self, ptr: NonNull<u8>, size: usize, new_size: usize) -> bool {
         let Some(offset) = self.offset_of(ptr) else { return false };
         if !self.buddy.extend(offset, size, new_size) {
@@ -142,7 +144,8 @@ impl TopChunk {
         true
     }
 
-    /// Gives back, at time `now`, a block taken with [`TopChunk::alloc`].
+    /// Gives back, at time `now`, a run taken with [`TopChunk::alloc`] (or any lent part of
+    /// one).
     pub(crate) fn free(&mut self, ptr: NonNull<u8>, size: usize, now: Instant) {
         let offset = self.offset_of(ptr).expect("block belongs to this top chunk");
         self.buddy.free(offset, size, now);
@@ -229,6 +232,20 @@ impl TopChunk {
             }
         }
         Ok(())
+    }
+
+    /// Resident bytes of the mapping, as `(lent, free)`: those in blocks lent out, and
+    /// those in free blocks (being purged included), by [`os::resident_bytes`] (so all of
+    /// it where the OS cannot be asked). A resident page shared by lent and free blocks
+    /// counts its bytes to each. A snapshot: the chunks holding lent pages may touch more.
+    pub(crate) fn resident_bytes(&self) -> (usize, usize) {
+        let blocks = self.buddy.free_blocks().map(|(offset, size, _)| (offset, size));
+        let purging = self.purging.iter().map(|&(offset, size, _)| (offset, size));
+        let mut free: Vec<(usize, usize)> =
+            blocks.chain(purging).map(|(offset, size)| (offset, offset + size)).collect();
+        free.sort_unstable();
+        let (all, free) = os::resident_bytes(self.base, self.size(), &free);
+        (all - free, free)
     }
 }
 

@@ -739,7 +739,7 @@ impl<'c> Colls<'c> {
 fn assert_no_large(chunk: &Chunk<'_>, who: &str, what: &str) {
     let stats = chunk.stats();
     assert_eq!(
-        stats.large_blocks, 0,
+        stats.dedicated_blocks, 0,
         "{who} {what}: no collection holds memory, yet it keeps a large block: {stats:?}"
     );
 }

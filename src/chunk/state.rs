@@ -17,7 +17,7 @@ use core::alloc::Layout;
 use core::cell::{Cell, UnsafeCell};
 use core::num::{NonZero, NonZeroU64};
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use allocator_api2::alloc::AllocError;
@@ -247,6 +247,13 @@ pub(crate) trait StateOps {
     /// False only when the chunk certainly has no large block.
     fn may_have_large(&self) -> bool;
 
+    /// Counts `bytes` handed out, then freed where they stay (not the newest allocation, so
+    /// not rewound): what [`ChunkStats::freed_bytes`](crate::ChunkStats::freed_bytes) says.
+    fn count_freed(&self, bytes: usize);
+
+    /// The bytes counted by [`StateOps::count_freed`] since the state was made.
+    fn freed(&self) -> usize;
+
     /// Runs `f` with exclusive access to the slow-path state. `f` must not call `slow`
     /// again, directly or through a chunk method other than [`StateOps::bump`],
     /// [`StateOps::has_room`], [`StateOps::install`] and [`StateOps::grown`]; in particular
@@ -284,6 +291,8 @@ pub struct LocalBump {
     /// re-entered, see its contract, and a `Chunk` is `!Sync`), [`StateOps::slow_mut`]
     /// and `may_have_large` (a read outside either).
     slow: UnsafeCell<Slow>,
+    /// Bytes freed where they stay ([`StateOps::count_freed`]).
+    freed: Cell<usize>,
 }
 
 impl sealed::Sealed for LocalBump {}
@@ -306,6 +315,7 @@ impl StateOps for LocalBump {
             end: Cell::new(block_end(header.cast(), size)),
             current: Cell::new(header),
             slow: UnsafeCell::new(slow),
+            freed: Cell::new(0),
         }
     }
 
@@ -404,6 +414,15 @@ impl StateOps for LocalBump {
         unsafe { (*self.slow.get()).large.is_some() }
     }
 
+    #[inline(always)]
+    fn count_freed(&self, bytes: usize) {
+        self.freed.set(self.freed.get() + bytes);
+    }
+
+    fn freed(&self) -> usize {
+        self.freed.get()
+    }
+
     fn slow<R>(&self, f: impl FnOnce(&mut Slow) -> R) -> R {
         // SAFETY: the only `&mut` to the slow state while `f` runs: `slow` is not re-entered
         // (its contract), `slow_mut` needs `&mut self`, and a `Chunk` is `!Sync`.
@@ -451,6 +470,8 @@ pub struct SharedBump {
     has_large: AtomicBool,
     /// The slow-path state; also serialises successor installation.
     slow: Mutex<Slow>,
+    /// Bytes freed where they stay ([`StateOps::count_freed`]).
+    freed: AtomicUsize,
 }
 
 impl sealed::Sealed for SharedBump {}
@@ -482,6 +503,7 @@ impl StateOps for SharedBump {
             current: AtomicPtr::new(header.as_ptr()),
             has_large: AtomicBool::new(slow.large.is_some()),
             slow: Mutex::new(slow),
+            freed: AtomicUsize::new(0),
         }
     }
 
@@ -579,6 +601,16 @@ impl StateOps for SharedBump {
     #[inline(always)]
     fn may_have_large(&self) -> bool {
         self.has_large.load(Ordering::Acquire)
+    }
+
+    #[inline(always)]
+    fn count_freed(&self, bytes: usize) {
+        // A figure for reports: no ordering with anything else.
+        self.freed.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    fn freed(&self) -> usize {
+        self.freed.load(Ordering::Relaxed)
     }
 
     fn slow<R>(&self, f: impl FnOnce(&mut Slow) -> R) -> R {

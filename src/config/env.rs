@@ -6,6 +6,8 @@
 //! | `PERFLOC_DECAY` | [`PoolBuilder::decay`] | a duration: `500ms`, `2s`, `1min`, `0`, `never` |
 //! | `PERFLOC_LIMIT` | [`PoolBuilder::limit`] | a size, or `none` |
 //! | `PERFLOC_FIRST_BLOCK` | [`PoolBuilder::first_block_size`] | a size (a power of two, at least 256 B, at most 256 GiB); the first top chunk grows to hold it if need be, and the OS must map that |
+//! | `PERFLOC_MAX_BLOCK` | [`PoolBuilder::max_block_size`] | a size (a power of two, at least the first block's), or `none` |
+//! | `PERFLOC_DEDICATED` | [`PoolBuilder::dedicated_threshold`] | a size (at least 4 KiB), or `none` |
 //!
 //! Sizes are whole numbers with a binary unit (`B`, `KiB`, `MiB`, `GiB`, `TiB`, any case) or
 //! none (bytes); `KB`/`MB`/`GB` are refused as ambiguous. A value that does not parse, or
@@ -17,8 +19,14 @@ use core::time::Duration;
 use super::{Config, MAX_FIRST_BLOCK_SIZE, MIN_BLOCK_SIZE, PoolBuilder, check_size};
 
 /// The variables, in the order they are read and reported.
-pub(crate) const VARS: [&str; 4] =
-    ["PERFLOC_RETAIN", "PERFLOC_DECAY", "PERFLOC_LIMIT", "PERFLOC_FIRST_BLOCK"];
+pub(crate) const VARS: [&str; 6] = [
+    "PERFLOC_RETAIN",
+    "PERFLOC_DECAY",
+    "PERFLOC_LIMIT",
+    "PERFLOC_FIRST_BLOCK",
+    "PERFLOC_MAX_BLOCK",
+    "PERFLOC_DEDICATED",
+];
 
 const SIZE_EXAMPLES: &str = "a size such as 64MiB, 512KiB, 1GiB or 1048576 (bytes)";
 const DURATION_EXAMPLES: &str = "a duration such as 500ms, 2s, 1min, 0 or never";
@@ -89,6 +97,13 @@ enum Setting {
     Decay(Duration),
     Limit(usize),
     FirstBlock(usize),
+    MaxBlock(usize),
+    Dedicated(usize),
+}
+
+/// True for the words that mean "no limit": `none`, `unlimited`.
+fn is_none(raw: &str) -> bool {
+    ["none", "unlimited"].iter().any(|n| raw.trim().eq_ignore_ascii_case(n))
 }
 
 impl Setting {
@@ -96,12 +111,12 @@ impl Setting {
         match var {
             "PERFLOC_RETAIN" => parse_bytes(raw).map(Setting::Retain),
             "PERFLOC_DECAY" => parse_duration(raw).map(Setting::Decay),
-            "PERFLOC_LIMIT"
-                if ["none", "unlimited"].iter().any(|n| raw.trim().eq_ignore_ascii_case(n)) =>
-            {
-                Ok(Setting::Limit(usize::MAX))
-            }
+            "PERFLOC_LIMIT" if is_none(raw) => Ok(Setting::Limit(usize::MAX)),
             "PERFLOC_LIMIT" => parse_bytes(raw).map(Setting::Limit),
+            "PERFLOC_MAX_BLOCK" if is_none(raw) => Ok(Setting::MaxBlock(usize::MAX)),
+            "PERFLOC_MAX_BLOCK" => parse_bytes(raw).map(Setting::MaxBlock),
+            "PERFLOC_DEDICATED" if is_none(raw) => Ok(Setting::Dedicated(usize::MAX)),
+            "PERFLOC_DEDICATED" => parse_bytes(raw).map(Setting::Dedicated),
             // Checked on its own first, so that a refusal names the setting the variable
             // sets, not the first top chunk that `apply` raises to hold it.
             _ => {
@@ -118,6 +133,8 @@ impl Setting {
             Setting::Retain(bytes) => builder.retain(bytes),
             Setting::Decay(decay) => builder.decay(decay),
             Setting::Limit(bytes) => builder.limit(bytes),
+            Setting::MaxBlock(bytes) => builder.max_block_size(bytes),
+            Setting::Dedicated(bytes) => builder.dedicated_threshold(bytes),
             Setting::FirstBlock(bytes) => {
                 // The first top chunk must hold a first block: raise it to fit.
                 let top = builder.config.first_top_chunk_size.max(bytes);
@@ -174,6 +191,8 @@ pub(crate) fn settings(
                 let var = match refused.setting() {
                     "retain" => "PERFLOC_RETAIN",
                     "limit" => "PERFLOC_LIMIT",
+                    "max_block_size" => "PERFLOC_MAX_BLOCK",
+                    "dedicated_threshold" => "PERFLOC_DEDICATED",
                     _ => "PERFLOC_FIRST_BLOCK",
                 };
                 match accepted.iter().position(|a| a.var == var) {
@@ -289,6 +308,34 @@ mod tests {
         assert_eq!((config.decay, config.limit), (Duration::MAX, usize::MAX));
         let (config, _) = from(&[("PERFLOC_DECAY", "0")]);
         assert_eq!(config.decay, Duration::ZERO);
+    }
+
+    #[test]
+    fn block_growth_variables_apply_and_are_checked() {
+        let (config, messages) =
+            from(&[("PERFLOC_MAX_BLOCK", "1MiB"), ("PERFLOC_DEDICATED", "256KiB")]);
+        assert!(messages.is_empty(), "{messages:?}");
+        assert_eq!((config.max_block_size, config.dedicated_threshold), (MIB, 256 * KIB));
+        let (config, _) = from(&[("PERFLOC_MAX_BLOCK", "none"), ("PERFLOC_DEDICATED", "none")]);
+        assert_eq!(config.max_block_size, crate::config::MAX_SIZE);
+        assert_eq!(config.dedicated_threshold, usize::MAX);
+        // A first block above the default cap raises it; one set below is refused.
+        let (config, _) = from(&[("PERFLOC_FIRST_BLOCK", "256KiB")]);
+        assert_eq!(config.max_block_size, 256 * KIB);
+        let (config, messages) =
+            from(&[("PERFLOC_FIRST_BLOCK", "256KiB"), ("PERFLOC_MAX_BLOCK", "64KiB")]);
+        assert_eq!((config.first_block_size, config.max_block_size), (256 * KIB, 256 * KIB));
+        assert!(messages[0].contains("PERFLOC_MAX_BLOCK=\"64KiB\""), "{messages:?}");
+        assert!(messages[0].contains("max_block_size"), "{messages:?}");
+        for (var, raw, says) in [
+            ("PERFLOC_MAX_BLOCK", "100KiB", "power of two"),
+            ("PERFLOC_DEDICATED", "1KiB", "smaller than the minimum"),
+            ("PERFLOC_DEDICATED", "lots", "does not start with a number"),
+        ] {
+            let (config, messages) = from(&[(var, raw)]);
+            assert_eq!(config, Config::DEFAULT);
+            assert!(messages[0].contains(var) && messages[0].contains(says), "{messages:?}");
+        }
     }
 
     #[test]

@@ -27,7 +27,8 @@ use crate::sync::{Mutex, MutexGuard, PoisonError, next_thread_number, thread_loc
 
 /// Number of shards.
 pub(crate) const SHARDS: usize = 8;
-/// Size classes cached: blocks of `first_block_size << k` for `k < CLASSES`.
+/// Size classes cached: blocks of `smallest_block << k` for `k < CLASSES` (see
+/// `Pool::smallest_block`).
 pub(crate) const CLASSES: usize = 8;
 /// Blocks cached per class in one shard.
 const PER_CLASS: usize = 4;
@@ -130,27 +131,27 @@ impl ShardCache {
     }
 
     /// Copies the cached blocks into `out` (for the invariant checker).
-    pub(crate) fn blocks(&self, first_block_size: usize, out: &mut Vec<Block>) {
+    pub(crate) fn blocks(&self, smallest_block: usize, out: &mut Vec<Block>) {
         for (class, blocks) in self.blocks.iter().enumerate() {
             let len = usize::from(self.lens[class]);
             out.extend(
                 blocks[..len]
                     .iter()
                     .flatten()
-                    .map(|&ptr| Block { ptr, size: first_block_size << class }),
+                    .map(|&ptr| Block { ptr, size: smallest_block << class }),
             );
         }
     }
 
-    /// Empties the cache into `out`; class `k` blocks are `first_block_size << k` bytes.
-    pub(crate) fn drain(&mut self, first_block_size: usize, out: &mut Vec<Block>) {
+    /// Empties the cache into `out`; class `k` blocks are `smallest_block << k` bytes.
+    pub(crate) fn drain(&mut self, smallest_block: usize, out: &mut Vec<Block>) {
         for (class, blocks) in self.blocks.iter_mut().enumerate() {
             let len = usize::from(self.lens[class]);
             out.extend(
                 blocks[..len]
                     .iter_mut()
                     .filter_map(Option::take)
-                    .map(|ptr| Block { ptr, size: first_block_size << class }),
+                    .map(|ptr| Block { ptr, size: smallest_block << class }),
             );
             self.lens[class] = 0;
         }

@@ -319,7 +319,7 @@ fn a_large_allocation_goes_back_to_the_pool_when_deallocated() {
     assert!(pool.stats().in_use_bytes >= base + MIB);
     drop(v);
     assert_eq!(pool.stats().in_use_bytes, base, "the large block went back at once");
-    assert_eq!(chunk.stats().large_blocks, 0);
+    assert_eq!(chunk.stats().dedicated_blocks, 0);
     check(&pool);
 }
 
@@ -345,7 +345,7 @@ fn a_large_allocation_grows_in_place_while_its_block_has_room() {
         // One comparison of the whole slice (not one per byte: slow under Miri).
         assert!(std::slice::from_raw_parts(r.as_ptr(), old.size()) == vec![3u8; old.size()]);
     }
-    assert_eq!(chunk.stats().large_blocks, 1, "the old large block went back");
+    assert_eq!(chunk.stats().dedicated_blocks, 1, "the old large block went back");
     check(&pool);
 }
 

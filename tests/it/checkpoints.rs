@@ -40,10 +40,10 @@ fn a_scope_gives_back_its_bytes_and_blocks_and_keeps_what_came_before() {
     assert_eq!(sum, (0..scaled(20_000u64, 2_000)).sum());
     let after = chunk.stats();
     assert_eq!(
-        (after.blocks, after.large_blocks, after.used_bytes, after.capacity_bytes),
+        (after.blocks, after.dedicated_blocks, after.used_bytes, after.capacity_bytes),
         (
             stats_before.blocks,
-            stats_before.large_blocks,
+            stats_before.dedicated_blocks,
             stats_before.used_bytes,
             stats_before.capacity_bytes
         )
@@ -173,7 +173,8 @@ fn a_foreign_or_stale_checkpoint_is_refused_and_changes_nothing() {
 
     // Stale: its block went back to the pool when an earlier checkpoint was rewound to.
     let early = chunk.checkpoint();
-    patterned(&chunk, 6 * KIB, 0); // a successor
+    patterned(&chunk, 3 * KIB, 0);
+    patterned(&chunk, 3 * KIB, 0); // a successor
     let late = chunk.checkpoint();
     chunk.rewind_to(early);
     panics(|| chunk.rewind_to(late));

@@ -458,7 +458,7 @@ fn run<K: BumpState>(ops: Vec<Op>, new_chunk: for<'p> fn(&'p Pool) -> ProcessChu
         for (key, _, c) in &chunks {
             let holding = live.iter().filter(|l| l.chunk == *key && l.layout.size() > 0).count()
                 + forgotten.get(key).copied().unwrap_or(0);
-            assert!(c.stats().large_blocks <= holding, "a large block outlived its allocation");
+            assert!(c.stats().dedicated_blocks <= holding, "a large block outlived its allocation");
         }
     }
     for l in &live {

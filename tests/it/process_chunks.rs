@@ -23,11 +23,27 @@ fn successors_double_so_a_mebibyte_takes_a_logarithmic_number_of_blocks() {
         total += 1024;
     }
     let stats = chunk.stats();
-    // 4 + 8 + ... + 1024 KiB = 2044 KiB holds 1 MiB: 9 blocks.
-    assert!(stats.blocks <= 9, "{stats}");
-    assert_eq!(stats.large_blocks, 0);
-    assert!(stats.capacity_bytes < 4 * MIB, "{stats}");
+    // Successors double up to `max_block_size` (64 KiB), then stay there: 4 + 4 + 8 + 16 +
+    // 32 KiB, then 64 KiB blocks: 1 MiB takes 20 blocks and leaves less than one empty.
+    assert!(stats.blocks <= 21, "{stats}");
+    assert_eq!(stats.dedicated_blocks, 0);
+    assert!(stats.capacity_bytes < MIB + 64 * KIB + 21 * 1024, "{stats}");
     assert!(stats.used_bytes >= MIB);
+
+    // Without a cap: 4 + 4 + 8 + ... + 1024 KiB = 2044 KiB holds 1 MiB: 10 blocks.
+    let pool = perfloc::Pool::builder()
+        .first_top_chunk_size(64 * KIB)
+        .first_block_size(4 * KIB)
+        .max_block_size(usize::MAX)
+        .build()
+        .unwrap();
+    let chunk = pool.chunk();
+    for _ in 0..1024 {
+        chunk.alloc([0u8; 1024]);
+    }
+    let stats = chunk.stats();
+    assert!(stats.blocks <= 10, "{stats}");
+    assert!(stats.capacity_bytes < 4 * MIB, "{stats}");
 }
 
 #[test]
@@ -37,11 +53,11 @@ fn one_huge_allocation_does_not_inflate_the_next_successor() {
     chunk.alloc_slice_copy(&[1u8; 4000]); // fills the 4 KiB first block
     chunk.alloc_slice_copy(&vec![2u8; 2 * MIB]); // a large block of its own
     let before = chunk.stats();
-    assert_eq!((before.blocks, before.large_blocks), (2, 1));
+    assert_eq!((before.blocks, before.dedicated_blocks), (2, 1));
     chunk.alloc_slice_copy(&[3u8; 100]); // needs a regular successor
     let after = chunk.stats();
     assert_eq!(after.blocks, 3);
-    assert_eq!(after.capacity_bytes - before.capacity_bytes, 8 * KIB, "the successor is 8 KiB");
+    assert_eq!(after.capacity_bytes - before.capacity_bytes, 4 * KIB, "the first successor's size");
 }
 
 #[test]

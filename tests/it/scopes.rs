@@ -61,7 +61,7 @@ fn reset_keeps_only_the_largest_block_and_reuses_it() {
     assert!(before.blocks > 3);
     chunk.reset();
     let after = chunk.stats();
-    assert_eq!((after.blocks, after.large_blocks, after.used_bytes), (1, 0, 0));
+    assert_eq!((after.blocks, after.dedicated_blocks, after.used_bytes), (1, 0, 0));
     // The kept block is the largest: the large one.
     assert!(after.capacity_bytes >= 300 * KIB, "{after}");
     assert_eq!(pool.stats().in_use_bytes, after.capacity_bytes);

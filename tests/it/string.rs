@@ -380,7 +380,7 @@ fn try_alloc_fmt_reports_exhaustion_and_gives_the_text_back() {
     let too_big = Repeat(&kib, scaled(4 * KIB, 1024)); // 4 (1) MiB > the pool's limit
     assert!(chunk.try_alloc_fmt(format_args!("{}{}", 1, too_big)).is_err());
     let after = chunk.stats();
-    assert_eq!(after.large_blocks, 0, "the text's block went back to the pool");
+    assert_eq!(after.dedicated_blocks, 0, "the text's block went back to the pool");
     // What stays in bump memory: the records of the large blocks the text passed through,
     // and the copy it left in a regular block when it moved to a block of its own (at
     // 128 KiB; an older allocation, the record, sits after it, so it cannot be rewound).
@@ -391,7 +391,7 @@ fn try_alloc_fmt_reports_exhaustion_and_gives_the_text_back() {
     }));
     assert!(message(caught.expect_err("out of memory panics")).contains("out of memory"));
     let stats = chunk.stats();
-    assert_eq!(stats.large_blocks, 0);
+    assert_eq!(stats.dedicated_blocks, 0);
     assert!(stats.used_bytes - after.used_bytes <= 128 * KIB + KIB, "no more than the first time");
     assert_eq!(chunk.alloc_fmt(format_args!("{}", Repeat("ab", 3))), "ababab");
     check(&pool);

@@ -150,7 +150,7 @@ fn shared_by(threads: usize) {
     }
     let stats = chunk.stats();
     assert!(stats.blocks > 1, "successors were linked");
-    assert!(stats.large_blocks >= threads, "large blocks were made: {stats:?}");
+    assert!(stats.dedicated_blocks >= threads, "large blocks were made: {stats:?}");
     let requested: usize = all.iter().map(|(bytes, _)| bytes.len()).sum();
     assert!(stats.used_bytes >= requested, "no bytes lost: {stats:?} < {requested}");
     drop(chunk);
@@ -290,7 +290,7 @@ fn the_newest_allocation_grows_and_shrinks_in_place() {
 }
 
 #[test]
-fn large_blocks_go_back_on_dealloc_and_after_shrink() {
+fn dedicated_blocks_go_back_on_dealloc_and_after_shrink() {
     let pool = limited(4 * MIB);
     let chunk = pool.sync_chunk();
     let base = pool.stats().in_use_bytes;
@@ -304,17 +304,17 @@ fn large_blocks_go_back_on_dealloc_and_after_shrink() {
         }
         assert_eq!(v, [i as u8; 100]);
         drop(v);
-        assert_eq!(chunk.stats().large_blocks, 0, "cycle {i}");
+        assert_eq!(chunk.stats().dedicated_blocks, 0, "cycle {i}");
         assert!(pool.stats().in_use_bytes <= base + 8 * KIB, "cycle {i}: {}", pool.stats());
     }
     let a = &chunk;
     let old = Layout::from_size_align(600 * KIB, 8).unwrap();
     let p: NonNull<u8> = a.allocate(old).unwrap().cast();
     chunk.alloc(0u64);
-    assert_eq!(chunk.stats().large_blocks, 1);
+    assert_eq!(chunk.stats().dedicated_blocks, 1);
     // SAFETY: `p` is a live allocation of `old`; shrinking to zero gives it back.
     unsafe { a.shrink(p, old, Layout::from_size_align(0, 8).unwrap()) }.unwrap();
-    assert_eq!(chunk.stats().large_blocks, 0, "shrink to zero frees");
+    assert_eq!(chunk.stats().dedicated_blocks, 0, "shrink to zero frees");
     check(&pool);
 }
 
@@ -328,7 +328,7 @@ fn reset_keeps_the_largest_block_and_children_give_theirs_back() {
     }
     chunk.reset();
     let stats = chunk.stats();
-    assert_eq!((stats.blocks, stats.large_blocks, stats.used_bytes), (1, 0, 0));
+    assert_eq!((stats.blocks, stats.dedicated_blocks, stats.used_bytes), (1, 0, 0));
     assert!(stats.capacity_bytes >= 300 * KIB, "the largest block is kept: {stats:?}");
     let in_use = pool.stats().in_use_bytes;
     chunk.alloc_slice_copy(&[2u8; 200 * KIB]);

@@ -3,7 +3,7 @@
 //! dropped chunks, from before a reset or made stale are refused or proven harmless, even
 //! when this chunk reuses the other chunk's blocks; a zero-size allocation is never taken
 //! for the newest. Layouts and foreign pointers: `bad_input.rs`, `allocator.rs`,
-//! `large_blocks.rs`. Run under Miri and ASan in CI.
+//! `dedicated_blocks.rs`. Run under Miri and ASan in CI.
 
 use crate::util::{KIB, check, fill, intact, scaled};
 use allocator_api2::alloc::Allocator;
@@ -58,7 +58,7 @@ fn another_chunks_checkpoint_on_its_reused_block<K: BumpState>(
     assert!(message.contains("another chunk"), "{message}");
     b.alloc_slice_copy(&[0u8; 64]);
     assert!(still(kept, 9));
-    assert_eq!(b.stats().large_blocks, 1);
+    assert_eq!(b.stats().dedicated_blocks, 1);
     drop(b);
     let stats = pool.stats();
     assert_eq!((stats.in_use_bytes, stats.live_chunks), (0, 0), "{stats}");
@@ -86,7 +86,7 @@ fn replaced_inside_a_scope<K: BumpState>(new_chunk: for<'p> fn(&'p Pool) -> Proc
         large(c, 7)
     });
     // The new chunk refused the old chunk's checkpoint: its large block and node stay.
-    assert_eq!(chunk.stats().large_blocks, 1);
+    assert_eq!(chunk.stats().dedicated_blocks, 1);
     chunk.alloc_slice_copy(&[0u8; 64]);
     assert!(still(kept, 7));
     drop(chunk);
@@ -161,7 +161,7 @@ fn stale_checkpoint_of_a_returned_block<K: BumpState>(
     match chunk.try_rewind_to(late) {
         Ok(()) => {
             assert_eq!(again, successor, "accepted only with the block back at its address");
-            assert_eq!(chunk.stats().large_blocks, 1, "the large block made since went back");
+            assert_eq!(chunk.stats().dedicated_blocks, 1, "the large block made since went back");
         }
         Err(err) => {
             assert_eq!(err, CheckpointError::Stale);
@@ -221,7 +221,7 @@ fn pool_check_finds_a_block_lost_by_an_overwritten_large_node() {
     large(&chunk, 1);
     let second: *mut u64 = chunk.alloc(0u64);
     large(&chunk, 2);
-    assert_eq!(chunk.stats().large_blocks, 2);
+    assert_eq!(chunk.stats().dedicated_blocks, 2);
     let node = second.addr() - first.addr() - 8;
     // SAFETY: both nodes lie in the chunk's first block, which is mapped and ours; this
     // breaks the chunk's bookkeeping on purpose (the second node now names the first

@@ -34,7 +34,7 @@ fn a_shrunk_large_vec_goes_back_to_the_pool_when_dropped() {
         v.shrink_to_fit();
         assert_eq!(v, [i as u8; 100]);
         drop(v);
-        assert_eq!(chunk.stats().large_blocks, 0, "cycle {i}");
+        assert_eq!(chunk.stats().dedicated_blocks, 0, "cycle {i}");
         assert!(pool.stats().in_use_bytes <= base + 8 * KIB, "cycle {i}: {}", pool.stats());
     }
     check(&pool);
@@ -48,7 +48,7 @@ fn a_large_block_shrunk_to_any_size_goes_back_when_deallocated() {
     let old = Layout::from_size_align(size, 8).unwrap();
     for new_size in [size - 1, size / 2, 9 * KIB, 8 * KIB - 8, 4 * KIB, 64, 1, 0] {
         let p = alloc_not_newest(&chunk, old);
-        assert_eq!(chunk.stats().large_blocks, 1);
+        assert_eq!(chunk.stats().dedicated_blocks, 1);
         let new = Layout::from_size_align(new_size, 8).unwrap();
         // SAFETY: `p` is a live allocation of `old` in `chunk`; the shrunk one replaces it
         // and is given up at once.
@@ -58,19 +58,20 @@ fn a_large_block_shrunk_to_any_size_goes_back_when_deallocated() {
             assert!(std::slice::from_raw_parts(q.as_ptr(), new_size) == vec![7; new_size]);
             (&chunk).deallocate(q, new);
         }
-        assert_eq!(chunk.stats().large_blocks, 0, "shrunk to {new_size}");
+        assert_eq!(chunk.stats().dedicated_blocks, 0, "shrunk to {new_size}");
     }
     check(&pool);
 }
 
-/// A fresh chunk of `pool` (first block 4 KiB) whose next successor is `8 KiB << k`: each
-/// of `k` allocations fills a new successor but for a little room.
+/// A fresh chunk of `pool` (first block 4 KiB) whose next successor is `4 KiB << k`: the
+/// first block, then each of `k` successors, filled but for a little room.
 fn chunk_with_successors(pool: &Pool, k: usize) -> Chunk<'_> {
     let chunk = pool.chunk();
+    chunk.alloc_layout(Layout::from_size_align(4 * KIB - 128, 8).unwrap());
     for j in 0..k {
-        chunk.alloc_layout(Layout::from_size_align(((8 * KIB) << j) - 128, 8).unwrap());
+        chunk.alloc_layout(Layout::from_size_align(((4 * KIB) << j) - 128, 8).unwrap());
     }
-    assert_eq!(chunk.stats().large_blocks, 0);
+    assert_eq!(chunk.stats().dedicated_blocks, 0);
     chunk
 }
 
@@ -79,9 +80,9 @@ fn large_allocations_around_the_thresholds_go_back_when_deallocated() {
     let pool = small_pool();
     let step = if cfg!(miri) { 40 } else { 8 };
     for k in 0..4 {
-        // An allocation is large when it does not fit in the next successor, `8 KiB << k`
+        // An allocation is large when it does not fit in the next successor, `4 KiB << k`
         // with its header: sizes just below and above that.
-        let threshold = (8 * KIB) << k;
+        let threshold = (4 * KIB) << k;
         for size in (threshold - 96..threshold + 96).step_by(step) {
             for align in [8, 64, 4096] {
                 for shrink_to in [None, Some(size / 3), Some(0)] {
@@ -89,7 +90,7 @@ fn large_allocations_around_the_thresholds_go_back_when_deallocated() {
                     let in_use = pool.stats().in_use_bytes;
                     let layout = Layout::from_size_align(size, align).unwrap();
                     let p = alloc_not_newest(&chunk, layout);
-                    let large = chunk.stats().large_blocks;
+                    let large = chunk.stats().dedicated_blocks;
                     // SAFETY: `p` is a live allocation of `layout`; a shrunk one replaces it;
                     // the last one is given up.
                     unsafe {
@@ -103,7 +104,7 @@ fn large_allocations_around_the_thresholds_go_back_when_deallocated() {
                         (&chunk).deallocate(q, last);
                     }
                     let what = format!("size {size} align {align} shrunk to {shrink_to:?}");
-                    assert_eq!(chunk.stats().large_blocks, 0, "{what}");
+                    assert_eq!(chunk.stats().dedicated_blocks, 0, "{what}");
                     if large == 1 {
                         assert!(pool.stats().in_use_bytes <= in_use, "{what}");
                     }
@@ -132,7 +133,7 @@ fn shrinking_to_zero_and_deallocating_keeps_nothing_mapped() {
             assert_eq!(q.as_ptr() as usize % MIB, 0);
             (&chunk).deallocate(q, empty);
         }
-        assert_eq!(chunk.stats().large_blocks, 0, "cycle {i}");
+        assert_eq!(chunk.stats().dedicated_blocks, 0, "cycle {i}");
     }
     assert!(pool.stats().mapped_bytes <= 16 * MIB);
     check(&pool);
@@ -144,9 +145,9 @@ fn a_shrunk_large_allocation_that_fits_the_current_block_moves_there() {
     let chunk = pool.chunk();
     let mut v: Vec<u8, _> = Vec::with_capacity_in(MIB, &chunk);
     v.extend_from_slice(b"request body");
-    assert_eq!(chunk.stats().large_blocks, 1);
+    assert_eq!(chunk.stats().dedicated_blocks, 1);
     v.shrink_to_fit();
-    assert_eq!(chunk.stats().large_blocks, 0, "the block went back at once");
+    assert_eq!(chunk.stats().dedicated_blocks, 0, "the block went back at once");
     assert_eq!(v, b"request body");
     assert!(pool.stats().in_use_bytes < 64 * KIB, "{}", pool.stats());
     check(&pool);
@@ -158,10 +159,10 @@ fn reset_keeps_the_largest_block_even_a_large_one() {
     let mut chunk = pool.chunk();
     chunk.alloc(1u64);
     chunk.alloc_layout(Layout::from_size_align(MIB, 8).unwrap()); // a 1 MiB block of its own
-    assert_eq!(chunk.stats().large_blocks, 1);
+    assert_eq!(chunk.stats().dedicated_blocks, 1);
     chunk.reset();
     let kept = chunk.stats();
-    assert_eq!((kept.blocks, kept.large_blocks, kept.used_bytes), (1, 0, 0), "{kept}");
+    assert_eq!((kept.blocks, kept.dedicated_blocks, kept.used_bytes), (1, 0, 0), "{kept}");
     assert!(kept.capacity_bytes >= MIB, "the largest block is kept: {kept}");
     // The same work fits again without a block from the pool.
     let in_use = pool.stats().in_use_bytes;
@@ -246,7 +247,7 @@ fn a_vec_pushed_to_megabytes_grows_its_block_in_place() {
     let chunk = pool.chunk();
     let moves = moves_while_pushing(&chunk, len);
     assert!(moves <= 2, "{moves} moves for {len} bytes");
-    assert_eq!(chunk.stats().large_blocks, 0);
+    assert_eq!(chunk.stats().dedicated_blocks, 0);
     drop(chunk);
     assert_eq!(pool.stats().in_use_bytes, 0, "whole: {}", pool.stats());
     check(&pool);
@@ -299,7 +300,7 @@ fn grow_to(v: &mut Vec<u8, &Chunk<'_>>, len: usize, byte: u8) -> usize {
 #[test]
 fn a_growing_vec_keeps_its_successor_and_grows_it_in_place() {
     // Past the first block the vector moves once, to a successor; each later doubling
-    // grows that block: the chunk keeps two blocks.
+    // grows that block, in whole pages: the chunk keeps two blocks.
     let pool = roomy_pool(None);
     let chunk = pool.chunk();
     let mut v: Vec<u8, _> = Vec::new_in(&chunk);
@@ -307,8 +308,8 @@ fn a_growing_vec_keeps_its_successor_and_grows_it_in_place() {
     assert_eq!(grow_to(&mut v, 64 * KIB, 2), 1, "one move, then growth in place");
     assert!(all_bytes(&v[..2 * KIB], 1) && all_bytes(&v[2 * KIB..], 2));
     let stats = chunk.stats();
-    assert_eq!((stats.blocks, stats.large_blocks), (2, 0), "{stats}");
-    assert_eq!(stats.capacity_bytes, 4 * KIB + 128 * KIB, "{stats}");
+    assert_eq!((stats.blocks, stats.dedicated_blocks), (2, 0), "{stats}");
+    assert_eq!(stats.capacity_bytes, 4 * KIB + 68 * KIB, "64 KiB and a header: {stats}");
     drop(v);
     drop(chunk);
     assert_eq!(pool.stats().in_use_bytes, 0);
@@ -317,8 +318,8 @@ fn a_growing_vec_keeps_its_successor_and_grows_it_in_place() {
 
 #[test]
 fn growing_the_current_block_respects_the_chunk_limit() {
-    // With a 100 KiB chunk limit, the successor grows to 64 KiB (4 + 64 = 68 KiB held) but
-    // not to 128 KiB: the vector stops below 64 KiB with an error, the chunk within limit.
+    // With a 100 KiB chunk limit, the successor grows a page at a time to 96 KiB (4 + 96 =
+    // 100 KiB held): the vector stops at 95 KiB with an error, the chunk within limit.
     let pool = roomy_pool(Some(100 * KIB));
     let chunk = pool.chunk();
     let mut v: Vec<u8, _> = Vec::new_in(&chunk);
@@ -330,16 +331,17 @@ fn growing_the_current_block_respects_the_chunk_limit() {
         assert!(chunk.stats().capacity_bytes <= 100 * KIB, "{}", chunk.stats());
     }
     assert_eq!(v.as_ptr(), at, "grew in place up to the limit");
-    assert_eq!(v.len(), 63 * KIB);
+    assert_eq!(v.len(), 95 * KIB);
     assert!(all_bytes(&v, 1));
     let stats = chunk.stats();
-    assert_eq!((stats.blocks, stats.capacity_bytes), (2, 68 * KIB), "{stats}");
+    assert_eq!((stats.blocks, stats.capacity_bytes), (2, 100 * KIB), "{stats}");
     assert!(stats.peak_bytes <= 100 * KIB, "{stats}");
     // Lifting the limit lets it grow on, in place.
     chunk.set_limit(None);
     append_filled(&mut v, 2, 8 * KIB);
     assert_eq!(v.as_ptr(), at);
-    assert_eq!(chunk.stats().capacity_bytes, 4 * KIB + 128 * KIB);
+    let grown = chunk.stats().capacity_bytes;
+    assert!(grown - 4 * KIB - v.capacity() < 8 * KIB, "the vector and a page or two: {grown}");
     drop(v);
     drop(chunk);
     assert_eq!(pool.stats().in_use_bytes, 0);
@@ -414,7 +416,7 @@ fn a_newest_allocation_moving_to_a_block_of_its_own_leaves_no_copy_behind() {
     grow_to(&mut v, 256 * KIB, 1);
     assert!(all_bytes(&v, 1));
     let stats = chunk.stats();
-    assert_eq!(stats.large_blocks, 1, "{stats}");
+    assert_eq!(stats.dedicated_blocks, 1, "{stats}");
     let regular = stats.used_bytes - v.capacity();
     assert!(regular < 32 * KIB, "{regular} bytes left in regular blocks: {stats}");
     drop(v);
