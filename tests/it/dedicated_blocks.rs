@@ -424,3 +424,130 @@ fn a_newest_allocation_moving_to_a_block_of_its_own_leaves_no_copy_behind() {
     assert_eq!(pool.stats().in_use_bytes, 0);
     check(&pool);
 }
+
+/// A pool whose top chunks leave little room above a dedicated block: growth often moves.
+fn tight_pool() -> Pool {
+    Pool::builder().first_top_chunk_size(64 * KIB).first_block_size(4 * KIB).build().unwrap()
+}
+
+/// Whole pages holding `bytes`.
+fn pages(bytes: usize) -> usize {
+    let page = 4096; // the test machines' page; a larger one only rounds further
+    bytes.div_ceil(page) * page
+}
+
+#[test]
+fn a_moved_buffer_leaves_no_block_behind_in_either_kind() {
+    fn run<K: perfloc::BumpState>(chunk: &perfloc::ProcessChunk<'_, K>) {
+        let pool = chunk.pool();
+        // Two vectors growing in turn, never the newest allocation: each is cut where the
+        // other may want to grow, so they move from dedicated block to dedicated block.
+        let mut vs: [Vec<u8, _>; 2] = [Vec::new_in(chunk), Vec::new_in(chunk)];
+        let mut moves = 0;
+        let mut blockers = std::vec::Vec::new();
+        for step in 0..scaled(40, 12) {
+            let v = &mut vs[step % 2];
+            let (at, had) = (v.as_ptr(), v.capacity());
+            append_filled(v, step as u8, 16 * KIB);
+            chunk.alloc(0u64);
+            moves += usize::from(had >= 32 * KIB && v.as_ptr() != at);
+            // Another chunk's block, from the lowest free memory: now and then right above
+            // a vector, which must then move to grow.
+            if step % 3 == 0 {
+                let blocker = pool.chunk();
+                blocker.alloc_slice_fill_copy(24 * KIB, 0u8);
+                blockers.push(blocker);
+            }
+            // One dedicated block per vector, exactly its pages: every block either moved
+            // out of went back to the pool, which holds nothing else.
+            let stats = chunk.stats();
+            let dedicated: usize = vs.iter().map(|v| pages(v.capacity())).sum();
+            if vs.iter().all(|v| v.capacity() >= 32 * KIB) {
+                assert_eq!(stats.dedicated_blocks, 2, "step {step}: {stats}");
+                assert_eq!(stats.dedicated_bytes, dedicated, "step {step}: {stats}");
+            }
+            let others: usize = blockers.iter().map(|b| b.stats().capacity_bytes).sum();
+            assert_eq!(pool.stats().in_use_bytes, stats.capacity_bytes + others, "step {step}");
+        }
+        assert!(moves >= 1, "a buffer moved from dedicated block to dedicated block");
+        for (k, v) in vs.iter().enumerate() {
+            let pieces = v.chunks(16 * KIB).enumerate();
+            assert!(pieces.clone().all(|(i, c)| all_bytes(c, (2 * i + k) as u8)));
+        }
+    }
+    // One top chunk for both: no room to map another where they could grow apart.
+    let pool = Pool::builder().first_top_chunk_size(2 * MIB).limit(2 * MIB).build().unwrap();
+    run(&pool.chunk());
+    run(&pool.sync_chunk());
+    assert_eq!(pool.stats().in_use_bytes, 0);
+    check(&pool);
+}
+
+#[test]
+fn dedicated_blocks_are_whole_pages_not_powers_of_two() {
+    let pool = Pool::new();
+    for size in [32 * KIB, 40_000, 100 * KIB + 1, 300 * KIB] {
+        let chunk = pool.chunk();
+        let sync = pool.sync_chunk();
+        chunk.alloc_slice_fill_copy(size, 1u8);
+        sync.alloc_slice_fill_copy(size, 1u8);
+        for stats in [chunk.stats(), sync.stats()] {
+            assert_eq!(stats.dedicated_blocks, 1, "{size}: {stats}");
+            assert_eq!(stats.dedicated_bytes, pages(size), "{size}: {stats}");
+        }
+    }
+    // Below the threshold, where it fits, a regular block.
+    let roomy = Pool::builder().first_block_size(64 * KIB).build().unwrap();
+    let small = roomy.chunk();
+    small.alloc_slice_fill_copy(32 * KIB - 8, 1u8);
+    assert_eq!(small.stats().dedicated_blocks, 0);
+    check(&pool);
+}
+
+#[test]
+fn a_block_grown_for_a_vector_gives_its_end_back_when_the_vector_moves_on() {
+    // The vector is the newest allocation: its successor grows in place over the free
+    // pages above it until the top chunk ends, then it moves to a dedicated block; the
+    // grown successor keeps only what it still holds (at least `max_block_size`).
+    let pool = Pool::new();
+    let chunk = pool.chunk();
+    let mut v: Vec<u8, _> = Vec::new_in(&chunk);
+    v.push(3); // in the first block: then it grows as the newest allocation
+    let mut regular_peak = 0;
+    while v.len() < scaled(2 * MIB, 256 * KIB) {
+        append_filled(&mut v, 3, KIB);
+        let stats = chunk.stats();
+        regular_peak = regular_peak.max(stats.capacity_bytes - stats.dedicated_bytes);
+    }
+    let stats = chunk.stats();
+    assert_eq!(stats.dedicated_blocks, 1, "{stats}");
+    assert!(regular_peak > 64 * KIB, "a successor grew in place: {regular_peak}");
+    let regular = stats.capacity_bytes - stats.dedicated_bytes;
+    assert!(regular <= 16 * KIB + 64 * KIB, "the grown end went back: {stats}");
+    assert!(all_bytes(&v, 3));
+    drop(v);
+    drop(chunk);
+    assert_eq!(pool.stats().in_use_bytes, 0);
+    check(&pool);
+}
+
+#[test]
+fn block_growth_settings_are_checked_by_name() {
+    let err = Pool::builder().first_block_size(128 * KIB).max_block_size(64 * KIB).build();
+    assert_eq!(err.unwrap_err().setting(), "max_block_size");
+    let err = Pool::builder().max_block_size(48 * KIB).build().unwrap_err();
+    assert!(err.to_string().contains("power of two"), "{err}");
+    let err = Pool::builder().dedicated_threshold(4095).build().unwrap_err();
+    assert_eq!(err.setting(), "dedicated_threshold");
+    // Unset, the cap follows a larger first block; `usize::MAX` lifts it.
+    let pool = Pool::builder().first_block_size(128 * KIB).build().unwrap();
+    let chunk = pool.chunk();
+    chunk.alloc_slice_fill_copy(120 * KIB, 0u8);
+    chunk.alloc_slice_fill_copy(16 * KIB, 0u8); // a successor: 64 KiB, half the first
+    assert_eq!(chunk.stats().capacity_bytes, 192 * KIB);
+    let pool = Pool::builder().max_block_size(usize::MAX).dedicated_threshold(usize::MAX);
+    let pool = pool.build().unwrap();
+    let chunk = pool.chunk();
+    chunk.alloc_slice_fill_copy(MIB, 0u8);
+    assert_eq!(chunk.stats().dedicated_blocks, 1, "only what no successor holds");
+}

@@ -1,7 +1,8 @@
 //! Model-based property tests: random operation sequences over two pools and their
 //! chunks, checked after every step against a model of what must hold.
 //!
-//! - `operations_keep_every_allocation_intact`: allocations with random layouts (0..64 KiB,
+//! - `operations_keep_every_allocation_intact`: over three pools (one with successors
+//!   capped at 16 KiB and dedicated blocks from 4 KiB), allocations with random layouts (0..64 KiB,
 //!   alignment 1..4096, now and then about 1 MiB), `grow`/`shrink`/`deallocate` on random
 //!   live allocations, child scopes, `reset`, chunks dropped in random order, `trim`. After
 //!   every step: no two live allocations overlap, alignment holds, every pattern is intact
@@ -138,7 +139,7 @@ fn near_threshold(k: u32, delta: isize) -> usize {
 fn op() -> impl Strategy<Value = Op> {
     let pick = any::<usize>();
     prop_oneof![
-        2 => (0..2usize).prop_map(|pool| Op::NewChunk { pool }),
+        2 => (0..3usize).prop_map(|pool| Op::NewChunk { pool }),
         12 => (pick, size(), 0..=12u32).prop_map(|(chunk, size, align_shift)| Op::Alloc { chunk, size, align_shift }),
         3 => (pick, 0..(8 * KIB)).prop_map(|(alloc, extra)| Op::Grow { alloc, extra }),
         2 => (pick, 0..100usize).prop_map(|(alloc, keep_percent)| Op::Shrink { alloc, keep_percent }),
@@ -147,7 +148,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(parent, allocs)| Op::Child { parent, allocs }),
         1 => pick.prop_map(|chunk| Op::Reset { chunk }),
         2 => pick.prop_map(|chunk| Op::DropChunk { chunk }),
-        1 => (0..2usize).prop_map(|pool| Op::Trim { pool }),
+        1 => (0..3usize).prop_map(|pool| Op::Trim { pool }),
         2 => pick.prop_map(|chunk| Op::Mark { chunk }),
         2 => pick.prop_map(|mark| Op::Rewind { mark }),
         1 => (pick, prop::option::of(0..4096usize)).prop_map(|(chunk, kib)| Op::Limit { chunk, kib }),
@@ -191,7 +192,7 @@ impl Live {
 }
 
 /// Checks after every step: alignment, no overlap, edges intact, live chunk counts.
-fn check_step(live: &[Live], pools: &[Pool; 2], chunks_alive: [usize; 2]) {
+fn check_step(live: &[Live], pools: &[Pool; 3], chunks_alive: [usize; 3]) {
     let mut ranges: Vec<(usize, usize)> = live
         .iter()
         .filter(|l| l.layout.size() > 0)
@@ -238,6 +239,15 @@ fn run<K: BumpState>(ops: Vec<Op>, new_chunk: for<'p> fn(&'p Pool) -> ProcessChu
             .retain(0)
             .build()
             .unwrap(),
+        // Successors capped low and dedicated blocks from a page: most growth goes to
+        // dedicated blocks, which grow over free pages, move, and give grown ends back.
+        Pool::builder()
+            .first_top_chunk_size(128 * KIB)
+            .first_block_size(8 * KIB)
+            .max_block_size(16 * KIB)
+            .dedicated_threshold(perfloc::MIN_DEDICATED_THRESHOLD)
+            .build()
+            .unwrap(),
     ];
     const MIN_BLOCK: usize = perfloc::MIN_BLOCK_SIZE;
     // Chunks with a unique key, the pool they come from, and the model's allocations.
@@ -253,7 +263,7 @@ fn run<K: BumpState>(ops: Vec<Op>, new_chunk: for<'p> fn(&'p Pool) -> ProcessChu
     // keep its block until the chunk resets or drops).
     let mut forgotten: std::collections::HashMap<u64, usize> = Default::default();
     let alive = |chunks: &[(u64, usize, ProcessChunk<'_, K>)]| {
-        let mut n = [0; 2];
+        let mut n = [0; 3];
         chunks.iter().for_each(|c| n[c.1] += 1);
         n
     };
