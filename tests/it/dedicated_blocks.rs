@@ -425,11 +425,6 @@ fn a_newest_allocation_moving_to_a_block_of_its_own_leaves_no_copy_behind() {
     check(&pool);
 }
 
-/// A pool whose top chunks leave little room above a dedicated block: growth often moves.
-fn tight_pool() -> Pool {
-    Pool::builder().first_top_chunk_size(64 * KIB).first_block_size(4 * KIB).build().unwrap()
-}
-
 /// Whole pages holding `bytes`.
 fn pages(bytes: usize) -> usize {
     let page = 4096; // the test machines' page; a larger one only rounds further
