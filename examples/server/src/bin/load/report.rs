@@ -115,6 +115,7 @@ pub fn markdown(results: &Results) -> String {
         );
     }
     md.push('\n');
+    rss_ratios(&mut md, &all);
 
     if let Some(perfloc) = all.iter().find(|c| c.name == "perfloc") {
         let calls = perfloc.max_pool_syscalls();
@@ -314,6 +315,9 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("| perfloc | 12.0 | 200.0 | 0.5 s | 0.5 s | 12.0 |"), "{md}");
+        // 200 / 300 and 12 / 20.
+        assert!(md.contains("| perfloc ÷ | glibc |\n| --- | --: |\n| spike peak | 0.67 |"), "{md}");
+        assert!(md.contains("| calm level | 0.60 |"), "{md}");
         assert!(md.contains("max over 1 round)"), "{md}");
         assert!(md.contains("| calm | 0 | 0 | 0 | 0 |"), "{md}");
         assert!(md.contains("| spike | 5 | 0 | 0 | 5 |"), "{md}");
@@ -373,4 +377,35 @@ mod tests {
         assert!(!md.contains("perfloc ÷"));
         assert!(!md.contains("pool: system calls"));
     }
+}
+
+/// perfloc's spike peak and calm level of RSS over each other contender's, from the
+/// medians: the measure of issue 24 (spike peak ≤ 1.0 × glibc's).
+fn rss_ratios(md: &mut String, all: &[ContenderSummary]) {
+    let Some(perfloc) = all.iter().find(|c| c.name == "perfloc").and_then(|c| c.rss.as_ref())
+    else {
+        return;
+    };
+    let others: Vec<_> = all
+        .iter()
+        .filter(|c| c.name != "perfloc")
+        .filter_map(|c| Some((c.name, c.rss.as_ref()?)))
+        .collect();
+    if others.is_empty() {
+        return;
+    }
+    md.push_str(
+        "perfloc's RSS ÷ each other contender's, from the medians (below 1 is less memory):\n\n",
+    );
+    let names: Vec<&str> = others.iter().map(|(name, _)| *name).collect();
+    let _ = writeln!(md, "| perfloc ÷ | {} |", names.join(" | "));
+    let _ = writeln!(md, "| --- |{}", " --: |".repeat(names.len()));
+    let row = |label: &str, f: &dyn Fn(&crate::rounds::RssMedians) -> f64| {
+        let cells: Vec<String> =
+            others.iter().map(|(_, s)| format!("{:.2}", f(perfloc) / f(s))).collect();
+        format!("| {label} | {} |\n", cells.join(" | "))
+    };
+    md.push_str(&row("spike peak", &|s| s.spike_peak));
+    md.push_str(&row("calm level", &|s| s.calm_level));
+    md.push('\n');
 }
