@@ -502,15 +502,21 @@ fn dedicated_blocks_are_whole_pages_not_powers_of_two() {
 #[test]
 fn a_block_grown_for_a_vector_gives_its_end_back_when_the_vector_moves_on() {
     // The vector is the newest allocation: its successor grows in place over the free
-    // pages above it until the top chunk ends, then it moves to a dedicated block; the
-    // grown successor keeps only what it still holds (at least `max_block_size`).
-    let pool = Pool::new();
+    // pages above it, past `max_block_size`, until the top chunk ends; then it moves to a
+    // dedicated block, and the grown successor keeps only what it still holds (at least
+    // `max_block_size`).
+    let pool = Pool::builder()
+        .first_top_chunk_size(256 * KIB)
+        .first_block_size(4 * KIB)
+        .max_block_size(16 * KIB)
+        .build()
+        .unwrap();
     let chunk = pool.chunk();
     let mut v: Vec<u8, _> = Vec::new_in(&chunk);
     v.push(3); // in the first block: then it grows as the newest allocation
     let mut regular_peak = 0;
-    while v.len() < scaled(2 * MIB, 256 * KIB) {
-        append_filled(&mut v, 3, KIB);
+    while v.len() < 256 * KIB {
+        append_filled(&mut v, 3, 4 * KIB);
         let stats = chunk.stats();
         regular_peak = regular_peak.max(stats.capacity_bytes - stats.dedicated_bytes);
     }
@@ -518,7 +524,7 @@ fn a_block_grown_for_a_vector_gives_its_end_back_when_the_vector_moves_on() {
     assert_eq!(stats.dedicated_blocks, 1, "{stats}");
     assert!(regular_peak > 64 * KIB, "a successor grew in place: {regular_peak}");
     let regular = stats.capacity_bytes - stats.dedicated_bytes;
-    assert!(regular <= 16 * KIB + 64 * KIB, "the grown end went back: {stats}");
+    assert!(regular <= 4 * KIB + 16 * KIB, "the grown end went back: {stats}");
     assert!(all_bytes(&v, 3));
     drop(v);
     drop(chunk);
@@ -543,6 +549,6 @@ fn block_growth_settings_are_checked_by_name() {
     let pool = Pool::builder().max_block_size(usize::MAX).dedicated_threshold(usize::MAX);
     let pool = pool.build().unwrap();
     let chunk = pool.chunk();
-    chunk.alloc_slice_fill_copy(MIB, 0u8);
+    chunk.alloc_slice_fill_copy(scaled(MIB, 64 * KIB), 0u8);
     assert_eq!(chunk.stats().dedicated_blocks, 1, "only what no successor holds");
 }
