@@ -3,36 +3,36 @@
 //! # Layout
 //!
 //! - **Regular blocks** start with a [`BlockHeader`]. The chunk bumps upward in the newest
-//!   one (the *current* block). When it is full, the chunk takes a *successor* block twice
-//!   the size of the last and links it from the old block's header (`next`), so the chain
-//!   runs `first → … → current` and has the chunk's lifetime. Successor sizes double, so a
-//!   chunk holding `n` bytes has `O(log n)` blocks.
-//! - **Large blocks** hold one allocation that would not fit in the next successor. They
-//!   are sized for the request alone and do not advance the doubling (a single huge request
-//!   must not inflate every later block), carry no header (their [`LargeNode`] lives in the
-//!   chunk's own bump memory), and go back to the pool as soon as that allocation is
-//!   deallocated, like Postgres' dedicated blocks for chunks above `allocChunkLimit`.
-//!   Whether an allocation lives in a large block is decided by its address (the chunk
-//!   knows every large block's range), never by the layout the caller passes: after a
-//!   `shrink` a large allocation may have any size. Shrinking one to size zero gives its
-//!   block back at once (a zero-size allocation owns nothing).
+//!   one (the *current* block). When it is full, the chunk takes a *successor* block and
+//!   links it from the old block's header (`next`), so the chain runs `first → … →
+//!   current` and has the chunk's lifetime. Successors start at half the first block (the
+//!   pool's smallest block) and double up to [`PoolBuilder::max_block_size`], then stay
+//!   there, like Postgres' `maxBlockSize`: the empty end of the newest block stays small.
+//!   A successor sized for a larger request counts as a step of the doubling but does not
+//!   set its pace (a single huge request must not inflate every later block).
+//! - **Dedicated (large) blocks** hold one allocation: one of
+//!   [`PoolBuilder::dedicated_threshold`] or more, one that would not fit in the next
+//!   successor, or a reallocation that must move to grow past the threshold. They are
+//!   whole pages sized for the request alone ([`Pool::acquire_run`]), carry no header
+//!   (their [`LargeNode`] lives in the chunk's own bump memory), grow in place over the
+//!   free pages above them ([`Pool::extend`]), and go back to the pool as soon as that
+//!   allocation is deallocated or moves, like Postgres' blocks for chunks above
+//!   `allocChunkLimit`. Whether an allocation lives in a dedicated block is decided by its
+//!   address (the chunk knows every one's range), never by the layout the caller passes:
+//!   after a `shrink` it may have any size. Shrinking one to size zero gives its block back
+//!   at once (a zero-size allocation owns nothing).
 //! - **A growing newest allocation** (a `Vec` pushed to megabytes) in a [`Chunk`], from half
 //!   a first block's size on: when it outgrows the current block, the block itself grows
-//!   in place over its free buddies ([`Pool::extend`]), so the vector stays on the fast
-//!   path and does not move. The first block while it is a first block's size is the
-//!   exception: those are what the threads' local slots recycle, and one grown would
-//!   leave the slot for the shards. (Smaller growth moves to an ordinary successor, which
-//!   the thread's shard provides without the pool's lock that growing in place takes.)
-//!   When the block cannot grow, the allocation moves to a successor sized for it (at
-//!   least the next successor's size) taken with [`Pool::acquire_run`], cut where
-//!   its buddies are free, so that the next growths are in place again; from
-//!   [`GROWABLE_NEWEST`] on, it moves to a large block taken the same way instead, which
-//!   grows in place over its buddies in turn and, unlike a regular block, goes back to the
-//!   pool if the data moves on (a regular block keeps the copy left behind: up to half
-//!   of it). Where the pool has free room, a vector pushed to megabytes moves once or
-//!   twice in all, instead of at every doubling. A [`SyncChunk`]'s blocks never grow
-//!   (other threads read their size without a lock): its newest allocation moves through
-//!   successors, then to a growable large block from [`GROWABLE_NEWEST`] on.
+//!   in place over the free pages above it ([`Pool::extend`]), so the vector stays on the
+//!   fast path and does not move. The first block while it is a first block's size is the
+//!   exception: those are what the threads' local slots recycle. When the block cannot
+//!   grow, the allocation moves: below the threshold to a successor sized for it and cut
+//!   where the memory above it is free; from the threshold on to a dedicated block taken
+//!   the same way, its bytes in the old block rewound, and the old block's grown end given
+//!   back to the pool ([`ProcessChunk::trim_current`]). A [`SyncChunk`]'s blocks never
+//!   grow (other threads read their size without a lock): its newest allocation moves
+//!   through successors sized for it, then to a dedicated block from [`GROWABLE_NEWEST`]
+//!   on (growth in a dedicated block takes the slow path and its mutex at every step).
 //! - **Reset** keeps the largest block, large or regular, as the only regular block, and
 //!   makes every earlier checkpoint stale.
 //! - **Checkpoints: nested scopes in one chunk** (`checkpoint.rs`). A [`Checkpoint`]
@@ -124,6 +124,8 @@ use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 use allocator_api2::alloc::AllocError;
 
+#[cfg(doc)]
+use crate::PoolBuilder;
 use crate::config::MAX_SIZE;
 use crate::pool::{Block, Pool};
 use crate::stats::ChunkStats;
@@ -160,11 +162,11 @@ pub(crate) struct BlockHeader {
 
 const HEADER: usize = size_of::<BlockHeader>();
 
-/// From this size on, the newest allocation of a full block that grows (and, in a
-/// [`Chunk`], cannot grow its block in place) moves to a large block that can grow in
-/// place ([`Pool::acquire_run`]) rather than to a successor. Smaller ones keep
-/// growing on the fast path in successors: growth in a large block takes the slow path,
-/// which would cost a vector grown by `reserve_exact(1)` more than the copies it saves.
+/// From this size on, the newest allocation of a [`SyncChunk`]'s full block that grows
+/// moves to a dedicated block that can grow in place ([`Pool::acquire_run`]) rather than
+/// to a successor sized for it. Smaller ones keep growing on the fast path in successors:
+/// growth in a dedicated block takes the slow path, under the chunk's mutex, which would
+/// cost a vector grown by `reserve_exact(1)` more than the copies it saves.
 const GROWABLE_NEWEST: usize = 128 * 1024;
 
 /// Where a large block is recorded; allocated in the chunk's regular blocks.
@@ -955,12 +957,12 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
     }
 
     /// `grow` when the allocation is not the newest of the current block, or the block has
-    /// no room. A large allocation grows in its own block if it has room, else the block
-    /// grows over its free buddies in the pool. Otherwise the data moves; an allocation
-    /// that keeps growing (a large one, or the newest of a full block from
-    /// [`GROWABLE_NEWEST`] on) moves to a large block cut so that it can grow in place next
-    /// time ([`Pool::acquire_run`]): a vector doubling to megabytes stops moving at
-    /// every doubling.
+    /// no room. A dedicated allocation grows in its own block if it has room, else the
+    /// block grows over the free pages above it. Otherwise the data moves: from the
+    /// dedicated threshold on to a dedicated block cut so that it can grow in place next
+    /// time ([`Pool::acquire_run`]), so a vector doubling to megabytes stops moving at
+    /// every doubling and leaves no copy behind (but a [`SyncChunk`]'s newest allocation
+    /// below [`GROWABLE_NEWEST`], which goes to a successor sized for it).
     ///
     /// # Safety
     ///
