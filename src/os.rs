@@ -19,8 +19,8 @@
 //! On unix outside Miri the backend is anonymous private `mmap`/`munmap` through `libc`.
 //! Under Miri (which models only whole-region frees) and on other targets the backend is
 //! the global allocator, with page alignment, so the rest of the crate is identical.
-//! Residency comes from `mincore` on Linux, Android, Apple's systems, FreeBSD, DragonFly
-//! and NetBSD; elsewhere (and under Miri) every page counts as resident.
+//! Residency comes from `mincore` on Linux and Android (where its answer is exact);
+//! elsewhere (and under Miri) every page counts as resident.
 
 use core::ptr::NonNull;
 
@@ -234,17 +234,7 @@ pub(crate) fn resident_bytes(
 /// `mincore` answers for at most `BATCH` pages per call, so the answer takes a fixed 4 KiB
 /// buffer on the stack whatever `len` is. Pages it cannot tell about (the call failed,
 /// which it does not on a live mapping) count as resident, as in the other backend.
-#[cfg(all(
-    not(miri),
-    any(
-        target_os = "linux",
-        target_os = "android",
-        target_vendor = "apple",
-        target_os = "freebsd",
-        target_os = "dragonfly",
-        target_os = "netbsd"
-    )
-))]
+#[cfg(all(not(miri), any(target_os = "linux", target_os = "android")))]
 fn resident_runs(ptr: NonNull<u8>, len: usize, mut f: impl FnMut(usize, usize)) {
     /// Pages per `mincore` call: 16 MiB with 4 KiB pages.
     const BATCH: usize = 4096;
@@ -286,20 +276,10 @@ fn resident_runs(ptr: NonNull<u8>, len: usize, mut f: impl FnMut(usize, usize)) 
     }
 }
 
-/// Residency where there is no `mincore` to ask (the global-allocator backend, or a unix
-/// not listed above): the whole range is one resident run. That is an upper bound; the
+/// Residency where `mincore` is not asked (the global-allocator backend, or a system
+/// other than Linux and Android): the whole range is one resident run. That is an upper bound; the
 /// global allocator's memory, zeroed by `alloc_zeroed`, may well be resident anyway.
-#[cfg(not(all(
-    not(miri),
-    any(
-        target_os = "linux",
-        target_os = "android",
-        target_vendor = "apple",
-        target_os = "freebsd",
-        target_os = "dragonfly",
-        target_os = "netbsd"
-    )
-)))]
+#[cfg(not(all(not(miri), any(target_os = "linux", target_os = "android"))))]
 fn resident_runs(_ptr: NonNull<u8>, len: usize, mut f: impl FnMut(usize, usize)) {
     if len != 0 {
         f(0, len);
@@ -326,17 +306,7 @@ mod tests {
     }
 
     /// Whether [`resident_runs`] asks `mincore` (the condition on its definition).
-    const MINCORE: bool = cfg!(all(
-        not(miri),
-        any(
-            target_os = "linux",
-            target_os = "android",
-            target_vendor = "apple",
-            target_os = "freebsd",
-            target_os = "dragonfly",
-            target_os = "netbsd"
-        )
-    ));
+    const MINCORE: bool = cfg!(all(not(miri), any(target_os = "linux", target_os = "android")));
 
     /// A region of `pages` pages, mapped without transparent huge pages where they exist:
     /// with them, touching one page may make a whole 2 MiB around it resident.

@@ -57,17 +57,7 @@ fn reports_are_readable() {
 
 /// Whether the pool asks the OS which pages are resident (`mincore`): the condition on
 /// `resident_runs` in `src/os.rs`. Elsewhere all of `in_use_bytes` counts as resident.
-const MINCORE: bool = cfg!(all(
-    not(miri),
-    any(
-        target_os = "linux",
-        target_os = "android",
-        target_vendor = "apple",
-        target_os = "freebsd",
-        target_os = "dragonfly",
-        target_os = "netbsd"
-    )
-));
+const MINCORE: bool = cfg!(all(not(miri), any(target_os = "linux", target_os = "android")));
 
 #[test]
 fn pool_stats_tell_how_much_of_in_use_is_resident() {
