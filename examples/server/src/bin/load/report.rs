@@ -272,6 +272,37 @@ pub fn utc(secs: u64) -> String {
     format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
 }
 
+/// perfloc's spike peak and calm level of RSS over each other contender's, from the
+/// medians: the measure of issue 24 (spike peak ≤ 1.0 × glibc's).
+fn rss_ratios(md: &mut String, all: &[ContenderSummary]) {
+    let Some(perfloc) = all.iter().find(|c| c.name == "perfloc").and_then(|c| c.rss.as_ref())
+    else {
+        return;
+    };
+    let others: Vec<_> = all
+        .iter()
+        .filter(|c| c.name != "perfloc")
+        .filter_map(|c| Some((c.name, c.rss.as_ref()?)))
+        .collect();
+    if others.is_empty() {
+        return;
+    }
+    md.push_str(
+        "perfloc's RSS ÷ each other contender's, from the medians (below 1 is less memory):\n\n",
+    );
+    let names: Vec<&str> = others.iter().map(|(name, _)| *name).collect();
+    let _ = writeln!(md, "| perfloc ÷ | {} |", names.join(" | "));
+    let _ = writeln!(md, "| --- |{}", " --: |".repeat(names.len()));
+    let row = |label: &str, f: &dyn Fn(&crate::rounds::RssMedians) -> f64| {
+        let cells: Vec<String> =
+            others.iter().map(|(_, s)| format!("{:.2}", f(perfloc) / f(s))).collect();
+        format!("| {label} | {} |\n", cells.join(" | "))
+    };
+    md.push_str(&row("spike peak", &|s| s.spike_peak));
+    md.push_str(&row("calm level", &|s| s.calm_level));
+    md.push('\n');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,35 +408,4 @@ mod tests {
         assert!(!md.contains("perfloc ÷"));
         assert!(!md.contains("pool: system calls"));
     }
-}
-
-/// perfloc's spike peak and calm level of RSS over each other contender's, from the
-/// medians: the measure of issue 24 (spike peak ≤ 1.0 × glibc's).
-fn rss_ratios(md: &mut String, all: &[ContenderSummary]) {
-    let Some(perfloc) = all.iter().find(|c| c.name == "perfloc").and_then(|c| c.rss.as_ref())
-    else {
-        return;
-    };
-    let others: Vec<_> = all
-        .iter()
-        .filter(|c| c.name != "perfloc")
-        .filter_map(|c| Some((c.name, c.rss.as_ref()?)))
-        .collect();
-    if others.is_empty() {
-        return;
-    }
-    md.push_str(
-        "perfloc's RSS ÷ each other contender's, from the medians (below 1 is less memory):\n\n",
-    );
-    let names: Vec<&str> = others.iter().map(|(name, _)| *name).collect();
-    let _ = writeln!(md, "| perfloc ÷ | {} |", names.join(" | "));
-    let _ = writeln!(md, "| --- |{}", " --: |".repeat(names.len()));
-    let row = |label: &str, f: &dyn Fn(&crate::rounds::RssMedians) -> f64| {
-        let cells: Vec<String> =
-            others.iter().map(|(_, s)| format!("{:.2}", f(perfloc) / f(s))).collect();
-        format!("| {label} | {} |\n", cells.join(" | "))
-    };
-    md.push_str(&row("spike peak", &|s| s.spike_peak));
-    md.push_str(&row("calm level", &|s| s.calm_level));
-    md.push('\n');
 }
