@@ -253,8 +253,12 @@ fn steady_traffic_after_a_spike_does_not_map_and_unmap_in_a_loop() {
     assert!(calls(&after) - calls(&before) <= 4, "{took:?}\n{before}\n{after}");
     // A purge loop makes calls at every run of the policy, each `decay / 4` (with the policy
     // made to ignore `decay`, 18 and 21 calls in two native runs); a test thread stalled for
-    // longer than `decay` may see a few rightful purges, of blocks free during the stall.
-    assert!(after.madvise_calls - before.madvise_calls <= 8, "{took:?}\n{before}\n{after}");
+    // longer than `decay` may see a few rightful purges, of blocks free during the stall. A
+    // slow run sees more stalls: under ASan the loop took 9.3 s (46 decays) and made 9
+    // calls. So one more is allowed for every ten decays the loop takes.
+    let allowed = 8 + (took.as_millis() / (10 * decay.as_millis())) as u64;
+    let madvise = after.madvise_calls - before.madvise_calls;
+    assert!(madvise <= allowed, "{madvise} > {allowed}: {took:?}\n{before}\n{after}");
     check(&pool);
 }
 
