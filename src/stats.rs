@@ -140,7 +140,8 @@ pub struct ChunkStats {
     pub used_bytes: usize,
     /// Of `used_bytes`, those freed (by `deallocate`, a move, a shrink) that stay in their
     /// regular block until the chunk is reset or dropped: a block only takes back its
-    /// newest allocation. After a rewind to a checkpoint, an upper bound.
+    /// newest allocation. After a rewind to a checkpoint, an upper bound; in a `SyncChunk`
+    /// freed by several threads at once, it may miss a few.
     pub freed_bytes: usize,
     /// Bytes at the end of regular blocks never handed out (or given back): the room of
     /// the current block, and what older blocks had left when the next one was taken.
