@@ -43,7 +43,7 @@ fn from_env() -> Global {
     Global { pool: Pool::from_config(config), configured: false }
 }
 
-/// Sets the global pool's settings ([`Pool::global`], which [`perfloc::chunk()`](crate::chunk)
+/// Sets the global pool's settings ([`Pool::global`], which [`perfloc::chunk()`](crate::chunk())
 /// and [`perfloc::sync_chunk()`](crate::sync_chunk) use). It must run before the global
 /// pool's first use, typically at the start of `main`; afterwards the settings are fixed
 /// and it returns [`ConfigureGlobalError::AlreadyInUse`] (or

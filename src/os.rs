@@ -13,7 +13,7 @@
 //! - [`resident_bytes`] counts the resident bytes of a page-aligned range inside a live
 //!   region from [`map`]. It only asks: it reads and writes no memory of the range.
 //!
-//! With the `fault-injection` feature, [`crate::fault_injection`] can make `map` and
+//! With the `fault-injection` feature, `crate::fault_injection` can make `map` and
 //! `purge` fail on purpose, as the kernel might.
 //!
 //! On unix outside Miri the backend is anonymous private `mmap`/`munmap` through `libc`.

@@ -216,7 +216,7 @@ impl Pool {
     /// The process-wide pool, created on first use with the settings given to
     /// [`configure_global`](crate::configure_global) or else read from the environment
     /// (`PERFLOC_RETAIN`, `PERFLOC_DECAY`, `PERFLOC_LIMIT`, `PERFLOC_FIRST_BLOCK`) over the
-    /// defaults. [`perfloc::chunk()`](crate::chunk) takes its chunks from here.
+    /// defaults. [`perfloc::chunk()`](crate::chunk()) takes its chunks from here.
     ///
     /// ```
     /// let chunk = perfloc::Pool::global().chunk(); // what perfloc::chunk() does

@@ -201,7 +201,7 @@ impl TopChunk {
         (!job.ranges.is_empty()).then_some(job)
     }
 
-    /// Gives back the blocks of a job planned by [`TopChunk::plan_purge`] and [run]
+    /// Gives back the blocks of a job planned by [`TopChunk::plan_purge`] and [run](PurgeJob::run)
     /// (PurgeJob::run): ranges a failed system call left unpurged stop counting as purged.
     /// Returns the bytes that were planned but not purged.
     pub(crate) fn finish_purge(&mut self, job: PurgeJob) -> usize {

@@ -49,7 +49,8 @@ use core::num::NonZeroU64;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use super::{BlockHeader, BumpState, LargeNode, ProcessChunk, data_start, release_order};
+use super::reset::release_order;
+use super::{BlockHeader, BumpState, LargeNode, ProcessChunk, data_start};
 use crate::asan;
 
 impl<K: BumpState> ProcessChunk<'_, K> {

@@ -25,7 +25,7 @@ use allocator_api2::alloc::AllocError;
 use super::{BlockHeader, LargeNode, block_end, data_start};
 use crate::{asan, bump};
 
-/// The slow-path state of a chunk, reached through [`BumpState::slow`].
+/// The slow-path state of a chunk, reached through [`StateOps::slow`].
 #[derive(Clone, Copy)]
 pub(crate) struct Slow {
     /// Large blocks, newest first (chunk invariant 3).
@@ -155,7 +155,7 @@ impl Slow {
     }
 }
 
-/// What [`BumpState::resize`] did.
+/// What [`StateOps::resize`] did.
 pub(crate) enum Resize {
     /// The allocation was the newest of the current block and now has the new size; the
     /// pointer to it, at the same address, carries the block's provenance rather than the
