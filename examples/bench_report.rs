@@ -1,7 +1,7 @@
 //! Turns criterion's results (`$CARGO_TARGET_DIR/criterion`, else `target/criterion`,
-//! after `cargo bench`) into the README's benchmark table (Markdown, on standard output)
-//! and, if a path is given, a bar chart of the ratios there. Exits 1 when a comparison
-//! has no results.
+//! after `cargo bench`) into the benchmark table of `docs/benchmarks.md` (Markdown, on
+//! standard output) and, if a path is given, a bar chart of the ratios there. Exits 1 when
+//! a comparison has no results.
 //!
 //! ```sh
 //! cargo bench && cargo run --release --example bench_report -- docs/benchmarks.svg

@@ -4,12 +4,12 @@
 //!
 //! ```sh
 //! cargo run --release --example downsizing -- docs/downsizing.svg
-//! cargo run --release --example downsizing -- --check README.md
+//! cargo run --release --example downsizing -- --check docs/downsizing.md
 //! ```
 //!
-//! It ends with a summary and the pool's report. `--check README.md` compares both with
-//! the copies in the README (its "Downsizing" and "Stats" sections) and exits 1 when they
-//! drift beyond the tolerances stated there and in [`TOLERANCES`]; CI runs it.
+//! It ends with a summary and the pool's report. `--check docs/downsizing.md` compares both
+//! with the copies on that page (its summary and "The pool's report at the end") and exits
+//! 1 when they drift beyond the tolerances stated there and in [`TOLERANCES`]; CI runs it.
 
 use std::time::{Duration, Instant};
 
@@ -54,10 +54,14 @@ fn big_request(pool: &'static Pool, n: usize) -> Chunk<'static> {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (svg, check) = match args.as_slice() {
-        [flag, readme] if flag == "--check" => (None, Some(readme.clone())),
+        [flag, page] if flag == "--check" => (None, Some(page.clone())),
         [path] if !path.starts_with('-') => (Some(path.clone()), None),
         [] => (None, None),
-        _ => return Err("usage: downsizing [SVG_PATH] | downsizing --check README.md".into()),
+        _ => {
+            return Err(
+                "usage: downsizing [SVG_PATH] | downsizing --check docs/downsizing.md".into()
+            );
+        }
     };
     let pool = Pool::global();
     let start = Instant::now();
@@ -120,19 +124,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let report = pool.stats().to_string();
     println!("\n{summary}\n{report}");
 
-    if let Some(readme) = check {
-        let text = std::fs::read_to_string(&readme)?;
-        let problems = check_readme(&text, &summary, &report);
+    if let Some(page) = check {
+        let text = std::fs::read_to_string(&page)?;
+        let problems = check_page(&text, &summary, &report);
         if problems.is_empty() {
-            println!("\n{readme}: the summary and the pool report match, within the tolerances");
+            println!("\n{page}: the summary and the pool report match, within the tolerances");
             return Ok(());
         }
-        eprintln!("\n{readme} has drifted from what this example prints now:");
+        eprintln!("\n{page} has drifted from what this example prints now:");
         for problem in &problems {
             eprintln!("  - {problem}");
         }
         eprintln!(
-            "update the summary and the report in {readme} (and the chart: \
+            "update the summary and the report in {page} (and the chart: \
              cargo run --release --example downsizing -- docs/downsizing.svg)"
         );
         std::process::exit(1);
@@ -149,7 +153,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// The tolerance of each summary line checked, by its label: (relative, absolute); a figure
-/// may differ from the README's by the larger of the two. The system-call counts depend on
+/// may differ from the page's by the larger of the two. The system-call counts depend on
 /// timing (how many blocks stayed free for `decay` during the spike), the resident set on
 /// the binary, the times on the machine's load. "mapped at the end" and "purged at the
 /// end" are not checked: which top chunk stays mapped (purged) depends on where a cached
@@ -222,18 +226,18 @@ fn words(line: &str) -> String {
         .join(" ")
 }
 
-fn within(now: f64, readme: f64, relative: f64, absolute: f64) -> bool {
-    (now - readme).abs() <= (readme.abs() * relative).max(absolute)
+fn within(now: f64, page: f64, relative: f64, absolute: f64) -> bool {
+    (now - page).abs() <= (page.abs() * relative).max(absolute)
 }
 
-/// What differs between the README and this run, beyond the tolerances.
-fn check_readme(readme: &str, summary: &str, report: &str) -> Vec<String> {
+/// What differs between the page (`docs/downsizing.md`) and this run, beyond the tolerances.
+fn check_page(page: &str, summary: &str, report: &str) -> Vec<String> {
     let mut problems = Vec::new();
     // The summary: each line by its label, first figure against the tolerance.
     for line in summary.lines() {
         let label = line.split(':').next().unwrap_or_default();
         let Some(theirs) =
-            readme.lines().map(str::trim).find(|l| l.starts_with(&format!("{label}:")))
+            page.lines().map(str::trim).find(|l| l.starts_with(&format!("{label}:")))
         else {
             problems.push(format!("no `{label}:` line in the summary block"));
             continue;
@@ -253,7 +257,7 @@ fn check_readme(readme: &str, summary: &str, report: &str) -> Vec<String> {
     // summary above checks the figures that matter.
     let first = report.lines().next().unwrap_or_default();
     let start = first.split(':').next().unwrap_or_default();
-    let theirs: Vec<&str> = readme
+    let theirs: Vec<&str> = page
         .lines()
         .map(str::trim)
         .skip_while(|l| !l.starts_with(&format!("{start}:")))
@@ -261,7 +265,7 @@ fn check_readme(readme: &str, summary: &str, report: &str) -> Vec<String> {
         .collect();
     for (i, line) in report.lines().enumerate() {
         let Some(&was) = theirs.get(i) else {
-            problems.push(format!("the README's pool report lacks the line `{}`", line.trim()));
+            problems.push(format!("the page's pool report lacks the line `{}`", line.trim()));
             continue;
         };
         if words(line) != words(was) {

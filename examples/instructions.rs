@@ -351,7 +351,7 @@ fn main() {
         // The scope cycle's stores are gated too: a `Vec` pinned in memory (see perfloc's
         // `StateOps::DEALLOC_OUT_OF_LINE`) stores its length at every byte it copies; that
         // took the cycle from 78 stores to 92 and, on a fast machine, from 28-32 ns to
-        // 37-42 ns, while its instruction count fell (README, Benchmarks).
+        // 37-42 ns, while its instruction count fell (docs/benchmarks.md).
         if *name == "scope_cycle__perfloc" {
             gated.push((format!("{name}__stores"), dw));
             println!("{:<22} {:<15} {dw:>14.0} {:>9}", "scope_cycle", "perfloc stores", "");

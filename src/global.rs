@@ -60,6 +60,8 @@ fn from_env() -> Global {
 /// | `PERFLOC_DECAY` | [`PoolBuilder::decay`] | `500ms`, `2s`, `1min`, `0`, `never` |
 /// | `PERFLOC_LIMIT` | [`PoolBuilder::limit`] | `256MiB`, `none` |
 /// | `PERFLOC_FIRST_BLOCK` | [`PoolBuilder::first_block_size`] | `64KiB` (the first top chunk grows to hold it) |
+/// | `PERFLOC_MAX_BLOCK` | [`PoolBuilder::max_block_size`] | `128KiB`, `none` |
+/// | `PERFLOC_DEDICATED` | [`PoolBuilder::dedicated_threshold`] | `64KiB`, `none` |
 ///
 /// Sizes take the binary units `B`, `KiB`, `MiB`, `GiB`, `TiB` (any case) or none;
 /// `MB` and friends are refused as ambiguous. When `configure_global` runs first, the

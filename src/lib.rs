@@ -8,9 +8,23 @@
 //! scope ends, every block goes back to the pool at once, with no system call and no
 //! per-object free, and the next scope reuses them.
 //!
+//! These docs follow the README's order. The pages they name are Markdown files under
+//! `docs/`, in the repository and in the published crate ([Documentation](#documentation)).
+//!
+//! ## Collections and versions
+//!
+//! `&Chunk` implements allocator-api2 0.2's `Allocator`, the one hashbrown 0.17 uses; the
+//! crate re-exports both ([`allocator_api2`], [`hashbrown`]) so that collections named
+//! through them always match, and names the common ones: [`Vec`], [`Box`], [`HashMap`],
+//! [`HashSet`]. `cargo add allocator-api2` picks 0.4, a different trait: allocator-api2
+//! 0.3's and 0.4's traits, and std's on nightly, are [features](#features)
+//! (`docs/guide.md`, "Collections and versions").
+//!
+//! ## A request scope
+//!
 //! ```
 //! let chunk = perfloc::chunk(); // a process chunk from the global pool
-//! // `perfloc::Vec<T>` is `allocator_api2::vec::Vec<T, &Chunk>`; see the aliases below.
+//! // `perfloc::Vec<T>` is `allocator_api2::vec::Vec<T, &Chunk>`; see the aliases above.
 //! let mut ids: perfloc::Vec<u32> = perfloc::Vec::new_in(&chunk);
 //! ids.extend([7, 8, 9]);
 //! // hashbrown's map infers its allocator from `new_in`'s argument.
@@ -21,49 +35,6 @@
 //! // The collections drop first (the borrow checker insists), then the chunk: every
 //! // block it used goes back to the pool at once.
 //! ```
-//!
-//! **Reading compiler errors**: [`Chunk`] and [`SyncChunk`] are aliases of one type,
-//! [`ProcessChunk`], over its bump state, so errors name them by that: `ProcessChunk<'_,
-//! LocalBump>` is a `Chunk`, `ProcessChunk<'_, SharedBump>` a `SyncChunk`, and `&'c
-//! ProcessChunk<'p, K>` is the allocator a collection holds.
-//!
-//! ## How it works
-//!
-//! - **Top chunks.** The [`Pool`] keeps a list of regions mapped from the OS, oldest first.
-//!   When none has a free block big enough, it maps a new one twice the size of the last,
-//!   or, for one huge request, just big enough for it, without changing the doubling.
-//! - **Blocks.** Blocks are pieces of a top chunk, managed by a buddy system: they can come
-//!   back in any order, from any thread, and merge with their free neighbours, so later
-//!   chunks reuse them without a system call. Regular blocks are powers of two; dedicated
-//!   blocks are whole pages.
-//! - **Process chunks and successor links.** A [`Chunk`] takes its first block from the
-//!   pool and bumps upward in it. When the block is full it takes a successor and links it
-//!   from the old block's header; successors start at half the first block and double up
-//!   to [`PoolBuilder::max_block_size`]. Bumping upward lets the newest allocation grow and
-//!   shrink in place.
-//! - **Dedicated blocks.** An allocation from [`PoolBuilder::dedicated_threshold`] on, and
-//!   a vector that outgrows its place, get a block of their own, sized in pages. It grows
-//!   in place while the memory above it is free, and goes back to the pool as soon as the
-//!   allocation is freed or moves: a request's chunk holds little more than its data.
-//! - **Two kinds of chunk.** A [`Chunk`] is for one thread at a time (`Send`, not `Sync`:
-//!   its bump pointer is a `Cell`). A [`SyncChunk`] ([`sync_chunk()`], [`Pool::sync_chunk`])
-//!   is `Send + Sync`: its bump is a compare-and-swap on an atomic cursor, so threads may
-//!   allocate from it at once and async tasks may hold collections in it across `.await`.
-//!   Both are [`ProcessChunk`]s, one implementation over two bump states.
-//! - **Local slots and shards.** Each thread keeps the first blocks of each pool it uses in
-//!   a slot of its own, so a scope made and dropped in steady state takes no lock and no
-//!   atomic read-modify-write; other blocks go through small per-thread-group caches
-//!   (shards), so they take no pool-wide lock.
-//! - **Scopes.** [`Chunk::child`] makes a nested scope; [`ProcessChunk::scoped`] (or
-//!   [`ProcessChunk::checkpoint`] and [`ProcessChunk::rewind_to`]) a cheaper one in the same
-//!   chunk, whose checkpoints no other chunk accepts; [`Chunk::reset`] forgets everything
-//!   and keeps the largest block; dropping the
-//!   chunk returns its blocks. [`PoolBuilder::chunk_limit`] caps what one chunk may hold.
-//! - **Downsizing.** Free memory above [`PoolBuilder::retain`] that has stayed free for
-//!   [`PoolBuilder::decay`] goes back to the OS by itself (idle top chunks unmapped, long-free
-//!   blocks purged with `madvise`); [`Pool::trim`] does it at once.
-//!
-//! ## Text and collections
 //!
 //! [`String`] is a growable UTF-8 string in any allocator (`String<&Chunk>`), growing in
 //! place while it is the chunk's newest allocation; [`format_in!`] formats into one, and
@@ -85,7 +56,33 @@
 //! with bumpalo); values in `Box`, `Vec` or `HashMap` in a chunk are dropped by those
 //! collections as usual.
 //!
-//! ## Errors
+//! ## Async handlers: `SyncChunk`
+//!
+//! A [`Chunk`] is for one thread at a time (`Send`, not `Sync`: its bump pointer is a
+//! `Cell`), so a future holding a collection in one across `.await` cannot be spawned on a
+//! multi-thread runtime. A [`SyncChunk`] ([`sync_chunk()`], [`Pool::sync_chunk`]) is
+//! `Send + Sync`: its bump is a compare-and-swap on an atomic cursor, so threads may
+//! allocate from it at once and async tasks may hold collections in it across `.await`.
+//! [`Chunk`]'s fast path has no atomic and is the cheaper one (`docs/guide.md`, "`Chunk`
+//! or `SyncChunk`").
+//!
+//! **Reading compiler errors**: [`Chunk`] and [`SyncChunk`] are aliases of one type,
+//! [`ProcessChunk`], over its bump state, so errors name them by that: `ProcessChunk<'_,
+//! LocalBump>` is a `Chunk`, `ProcessChunk<'_, SharedBump>` a `SyncChunk`, and `&'c
+//! ProcessChunk<'p, K>` is the allocator a collection holds.
+//!
+//! ## Nested scopes and a cap per request
+//!
+//! [`ProcessChunk::scoped`] (or [`ProcessChunk::checkpoint`] and
+//! [`ProcessChunk::rewind_to`]) opens a scope inside a chunk, needing no block from the
+//! pool, whose checkpoints no other chunk accepts; [`Chunk::child`] makes a nested chunk;
+//! [`Chunk::reset`] forgets everything and keeps the largest block.
+//! [`PoolBuilder::chunk_limit`] caps what one chunk may hold. At the cap, that chunk's
+//! allocations fail with [`AllocError`] and the pool and every other chunk go on. The
+//! fallible paths (`try_reserve`, the `try_` methods, `write!` into a [`String`],
+//! [`VecWriter`], the serde derive) return an error; allocator-api2's `Vec::push`,
+//! `extend` and [`format_in!`] abort the process, as std's collections do.
+//! [`ProcessChunk::refused`] tells "cap reached" from "malformed".
 //!
 //! Allocation failure is [`AllocError`]: `try_` methods and the `Allocator` methods return
 //! it, the others panic with a message (as `Vec::push` aborts). `Vec::try_reserve` returns
@@ -104,18 +101,57 @@
 //! # Ok::<(), perfloc::ConfigError>(())
 //! ```
 //!
-//! ## Collections and versions
+//! ## Request data: serde
 //!
-//! `&Chunk` implements allocator-api2 0.2's `Allocator`, the one hashbrown 0.17 uses; the
-//! crate re-exports both ([`allocator_api2`], [`hashbrown`]) so that collections named
-//! through them always match, and names the common ones: [`Vec`], [`Box`], [`HashMap`],
-//! [`HashSet`]. allocator-api2 0.3's and 0.4's traits, and std's on nightly, are features.
+//! With the feature `serde`, collections in a chunk serialize, and
+//! `perfloc::serde::DeserializeIn` deserializes into a chunk (borrowing text from the input
+//! where it can), with every growth fallible; the feature `derive` adds
+//! `#[derive(perfloc::DeserializeIn)]`. `docs/web-service.md` walks through an axum service
+//! with a chunk per request.
 //!
-//! ## The global pool
+//! ## Results
 //!
-//! [`chunk()`] and [`sync_chunk()`] use [`Pool::global`], whose settings come from
-//! [`configure_global`] (before its first use) or from these environment variables, read
-//! once at its first use:
+//! The README's results table compares perfloc with bumpalo, bump-scope, glibc, jemalloc
+//! and mimalloc; the method and every figure are in `docs/benchmarks.md` (speed,
+//! instructions), `docs/memory.md` (memory per request), and `docs/server-method.md` with
+//! `docs/server.md` (an HTTP server under load).
+//!
+//! ## How it works
+//!
+//! - **Top chunks.** The [`Pool`] keeps a list of regions mapped from the OS, oldest first.
+//!   When none has a free block big enough, it maps a new one twice the size of the last,
+//!   or, for one huge request, just big enough for it, without changing the doubling.
+//! - **Blocks.** Blocks are pieces of a top chunk, managed by a buddy system: they can come
+//!   back in any order, from any thread, and merge with their free neighbours, so later
+//!   chunks reuse them without a system call. Regular blocks are powers of two; dedicated
+//!   blocks are whole pages.
+//! - **Process chunks and successor links.** A [`Chunk`] takes its first block from the
+//!   pool and bumps upward in it. When the block is full it takes a successor and links it
+//!   from the old block's header; successors start at half the first block and double up
+//!   to [`PoolBuilder::max_block_size`]. Bumping upward lets the newest allocation grow and
+//!   shrink in place.
+//! - **Dedicated blocks.** An allocation from [`PoolBuilder::dedicated_threshold`] on, and
+//!   a vector that outgrows its place, get a block of their own, sized in pages. It grows
+//!   in place while the memory above it is free, and goes back to the pool as soon as the
+//!   allocation is freed or moves: a request's chunk holds little more than its data.
+//! - **Two kinds of chunk.** [`Chunk`] and [`SyncChunk`] are both [`ProcessChunk`]s, one
+//!   implementation over two bump states.
+//! - **Local slots and shards.** Each thread keeps the first blocks of each pool it uses in
+//!   a slot of its own, so a scope made and dropped in steady state takes no lock and no
+//!   atomic read-modify-write; other blocks go through small per-thread-group caches
+//!   (shards), so they take no pool-wide lock.
+//! - **Downsizing.** Free memory above [`PoolBuilder::retain`] that has stayed free for
+//!   [`PoolBuilder::decay`] goes back to the OS by itself (idle top chunks unmapped, long-free
+//!   blocks purged with `madvise`); [`Pool::trim`] does it at once (`docs/downsizing.md`).
+//!
+//! The whole design, with a diagram: `docs/design.md`.
+//!
+//! ## Settings and the global pool
+//!
+//! [`PoolBuilder`] makes a pool of your own. [`chunk()`] and [`sync_chunk()`] use
+//! [`Pool::global`], whose settings come from [`configure_global`] (before its first use)
+//! or from these environment variables, read once at its first use (every setting, its
+//! range and what it trades: `docs/configuration.md`):
 //!
 //! | variable | setting | accepts | refused (reported, the default kept) |
 //! |---|---|---|---|
@@ -142,17 +178,33 @@
 //!   (so allocator-api2 0.2's trait *is* std's and one impl serves both) and
 //!   `hashbrown/nightly`. perfloc also compiles when another crate in the graph turns on
 //!   `allocator-api2/nightly`: its build script then enables `feature(allocator_api)`.
+//!   hashbrown 0.17.2 builds its `nightly` only on a nightly where std's `Allocator` is
+//!   stable; on an older one it fails with `E0658` in hashbrown's own code. There, keep
+//!   hashbrown at 0.17.1: `cargo update -p hashbrown --precise 0.17.1`.
 //! - `serde`: `Serialize` for [`String`], and allocator-api2's and hashbrown's `serde`
 //!   features, so collections in a chunk serialize with perfloc as the only dependency;
 //!   serialize into a chunk through [`VecWriter`], which fails instead of aborting at a
 //!   chunk's limit. `perfloc::serde::DeserializeIn` deserializes into a chunk (borrowing text
 //!   from the input where it can), with every growth fallible.
 //! - `derive` (implies `serde`): `#[derive(perfloc::DeserializeIn)]` for your structs and
-//!   enums, with `rename`, `default` and `skip`.
+//!   enums, with `rename`, `default`, `skip` and `alloc`.
 //! - `check-invariants`: the pool runs [`Pool::check`] after every change to its
 //!   bookkeeping and panics on a violation (slow; for chasing a bug).
 //! - `fault-injection`: `perfloc::fault_injection` makes `mmap`/`madvise` fail on purpose,
 //!   for tests of code that must survive it.
+//!
+//! `cargo doc --all-features` includes `nightly`, so it needs `cargo +nightly`. On stable,
+//! `cargo doc --features allocator-api2-03,allocator-api2-04,fault-injection,derive` builds
+//! the docs with every feature that has an API (docs.rs's set).
+//!
+//! ## Documentation
+//!
+//! Under `docs/`: `guide.md` (versions, text, scopes, caps, errors), `design.md` (how it
+//! works), `configuration.md` (every setting and variable, and the features),
+//! `web-service.md` (an axum service), `benchmarks.md` (speed and instructions, the misses
+//! and why), `memory.md` (what a request's chunk holds), `downsizing.md` (giving memory
+//! back), `server-method.md` and `server.md` (an HTTP server under load), `testing.md` (how
+//! it is tested).
 
 #![warn(missing_docs)]
 // A nightly compiler (see build.rs): allocator-api2's trait may be std's unstable one. When
@@ -238,6 +290,13 @@ pub use string::try_format_in as __try_format_in;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+/// The examples of the pages under `docs/` that have Rust snippets, compiled and run too.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide.md")]
+#[doc = include_str!("../docs/configuration.md")]
+#[doc = include_str!("../docs/design.md")]
+struct DocsDoctests;
 
 /// A process chunk from the global pool: `Pool::global().chunk()`.
 ///

@@ -302,7 +302,7 @@ impl StateOps for LocalBump {
     const SHARED: bool = false;
     const NAME: &'static str = "Chunk";
     // With unwinding, a small request 101,548 -> 98,275 instructions and a scope cycle's
-    // copy no longer stores the `Vec`'s length at every byte (README, Benchmarks). With
+    // copy no longer stores the `Vec`'s length at every byte (docs/benchmarks.md). With
     // `panic = "abort"` there is no unwind path to pin a `Vec`, and the calls would only
     // cost (a small request 85,544 -> 93,699).
     const DEALLOC_OUT_OF_LINE: bool = cfg!(panic = "unwind");

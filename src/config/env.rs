@@ -356,7 +356,7 @@ mod tests {
         assert!(messages[0].contains("PERFLOC_RETAIN=\"\"") && messages[0].contains("empty"));
         assert!(messages[1].contains("PERFLOC_LIMIT=\"64MB\"") && messages[1].contains("MiB"));
         assert!(messages.iter().all(|m| m.contains("the default stays in force")));
-        // As the README quotes it.
+        // As docs/configuration.md quotes it.
         assert_eq!(
             messages[1],
             "perfloc: ignoring PERFLOC_LIMIT=\"64MB\": unit `MB` is ambiguous (1000 or 1024?); \
