@@ -156,7 +156,8 @@ impl PoolBuilder {
     }
 
     /// Size in bytes of a process chunk's first block. Its successors start at half this
-    /// size (at least a page) and double up to [`max_block_size`](Self::max_block_size).
+    /// size (at least a page, or a whole first block if that is smaller) and double up to
+    /// [`max_block_size`](Self::max_block_size).
     /// Must be a power of two, at least [`MIN_BLOCK_SIZE`] and at most
     /// `first_top_chunk_size`.
     ///

@@ -80,8 +80,8 @@
 //! [`PoolBuilder::chunk_limit`] caps what one chunk may hold. At the cap, that chunk's
 //! allocations fail with [`AllocError`] and the pool and every other chunk go on. The
 //! fallible paths (`try_reserve`, the `try_` methods, `write!` into a [`String`],
-//! [`VecWriter`], the serde derive) return an error; allocator-api2's `Vec::push`,
-//! `extend` and [`format_in!`] abort the process, as std's collections do.
+//! [`VecWriter`], the serde derive) return an error; allocator-api2's `Vec::push` and
+//! `extend`, and [`format_in!`], abort the process, as std's collections do.
 //! [`ProcessChunk::refused`] tells "cap reached" from "malformed".
 //!
 //! Allocation failure is [`AllocError`]: `try_` methods and the `Allocator` methods return
