@@ -62,6 +62,13 @@
 //! # Ok::<(), serde_json::Error>(())
 //! ```
 //!
+//! A `Vec` from a sequence of unknown length (JSON announces none) is allocated once, at
+//! its exact length: its elements wait on a staging stack of the thread (up to 1 MiB,
+//! from the global allocator, kept for the thread's life) and move into the chunk at the
+//! end. A chunk takes back only its newest allocation, and while the elements' own fields
+//! are allocated after it, a doubling `Vec` would leave each old copy behind. A longer
+//! sequence moves into the chunk and grows there, so the chunk's limit still applies.
+//!
 //! The allocator is any `Copy` handle, `&Chunk` and `&SyncChunk` above all. Where no
 //! derive fits, [`In`] is the `DeserializeSeed` of any `DeserializeIn` type, for
 //! hand-written visitors.
@@ -75,6 +82,7 @@ use allocator_api2::alloc::Allocator;
 use crate::String;
 
 mod impls;
+mod staging;
 mod text;
 
 pub use text::Text;

@@ -276,3 +276,90 @@ fn the_derive_finds_or_makes_its_parameters() {
             .unwrap();
     assert_eq!((tagged.value, &tagged.history[..]), (5, &[1, 2][..]));
 }
+
+#[derive(perfloc::DeserializeIn, Debug)]
+struct Row<'de, A: Allocator> {
+    name: &'de str,
+    values: Vec<u32, A>,
+}
+
+#[test]
+fn a_vec_of_unknown_length_is_allocated_once_at_its_length() {
+    // JSON announces no length: without the staging stack, `rows` doubles while each
+    // row's `values` is allocated after it, and every doubling strands its old copy.
+    let rows: std::vec::Vec<String> =
+        (0..20).map(|i| format!(r#"{{"name":"row-{i}","values":[{i},2,3]}}"#)).collect();
+    let json = format!("[{}]", rows.join(","));
+    let pool = Pool::new();
+    let chunk = pool.chunk();
+    let mut de = serde_json::Deserializer::from_str(&json);
+    let rows = Vec::<Row<'_, &Chunk<'_>>, _>::deserialize_in(&chunk, &mut de).unwrap();
+    assert_eq!((rows.len(), rows.capacity()), (20, 20));
+    assert!(rows.iter().all(|row| row.values.capacity() == 3), "inner vectors too");
+    assert_eq!((rows[7].name, &rows[7].values[..]), ("row-7", &[7, 2, 3][..]));
+    let stats = chunk.stats();
+    assert_eq!(stats.freed_bytes, 0, "no copy left behind: {stats}");
+    let exact = 20 * size_of::<Row<'_, &Chunk<'_>>>() + 20 * 16; // 12 bytes, to a word
+    assert_eq!(stats.used_bytes, exact, "{stats}");
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "300,000 numbers parsed: minutes under Miri")]
+fn a_sequence_past_the_staging_stack_spills_into_the_chunk() {
+    // 1.2 MB of elements: more than the thread's 1 MiB stack, so they move into the chunk
+    // and grow there.
+    let numbers: std::vec::Vec<String> = (0..300_000u32).map(|i| i.to_string()).collect();
+    let json = format!("[{}]", numbers.join(","));
+    let pool = Pool::new();
+    let chunk = pool.chunk();
+    let mut de = serde_json::Deserializer::from_str(&json);
+    let values = Vec::<u32, _>::deserialize_in(&chunk, &mut de).unwrap();
+    assert!(values.iter().enumerate().all(|(i, &v)| v == i as u32));
+    // At a cap, the spilled growth is refused with an error, and the chunk says so.
+    let capped = Pool::builder().chunk_limit(512 << 10).build().unwrap();
+    let small = capped.chunk();
+    let mut de = serde_json::Deserializer::from_str(&json);
+    let err = Vec::<u32, _>::deserialize_in(&small, &mut de).unwrap_err().to_string();
+    assert!(err.contains("out of memory") && small.refused(), "{err}");
+    // The stack is whole again: the next sequence is exact.
+    let mut de = serde_json::Deserializer::from_str("[1,2,3]");
+    assert_eq!(Vec::<u32, _>::deserialize_in(&chunk, &mut de).unwrap().capacity(), 3);
+}
+
+/// An element that counts its drops.
+#[derive(Debug)]
+struct Counted(u32);
+
+static DROPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        DROPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl<'de, A> DeserializeIn<'de, A> for Counted {
+    fn deserialize_in<D: serde::Deserializer<'de>>(alloc: A, d: D) -> Result<Self, D::Error> {
+        u32::deserialize_in(alloc, d).map(Counted)
+    }
+}
+
+#[test]
+fn an_error_mid_sequence_drops_what_was_staged() {
+    let chunk = perfloc::chunk();
+    // Nested: the inner sequences are staged above the outer one, and the error comes in
+    // the third inner sequence, with two inner and two outer elements staged.
+    let json = r#"[[1,2],[3,4],[5,6,"seven"]]"#;
+    let mut de = serde_json::Deserializer::from_str(json);
+    let result = Vec::<Vec<Counted, _>, _>::deserialize_in(&chunk, &mut de);
+    assert!(result.unwrap_err().to_string().contains("invalid type"));
+    assert_eq!(DROPPED.load(std::sync::atomic::Ordering::Relaxed), 6, "1 to 6, once each");
+    // The stack is whole again.
+    let mut de = serde_json::Deserializer::from_str("[[1],[2,3]]");
+    let ok = Vec::<Vec<Counted, _>, _>::deserialize_in(&chunk, &mut de).unwrap();
+    assert_eq!(
+        ok.iter().map(|v| (v.len(), v.capacity())).collect::<std::vec::Vec<_>>(),
+        [(1, 1), (2, 2)]
+    );
+    assert_eq!(ok[1][1].0, 3);
+}

@@ -17,6 +17,7 @@ use allocator_api2::boxed::Box;
 use allocator_api2::vec::Vec;
 use hashbrown::{HashMap, HashSet};
 
+use super::staging::Staged;
 use super::{DeserializeIn, In, out_of_memory};
 use crate::String;
 
@@ -85,9 +86,28 @@ impl<'de, T: DeserializeIn<'de, A>, A: Allocator + Copy> DeserializeIn<'de, A> f
             }
 
             fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Vec<T, A>, S::Error> {
-                let mut vec = Vec::new_in(self.0);
-                vec.try_reserve(cautious::<T>(seq.size_hint()))
-                    .map_err(|_| out_of_memory("a Vec"))?;
+                let hint = seq.size_hint();
+                let mut vec = match (hint, Staged::open()) {
+                    // No length announced: park the elements, then one exact `Vec`.
+                    (None, Some(mut staged)) => loop {
+                        let Some(item) = seq.next_element_seed(In::<A, T>::new(self.0))? else {
+                            return staged
+                                .into_vec(self.0, 0)
+                                .ok_or_else(|| out_of_memory("a Vec"));
+                        };
+                        // No room left on the stack: the rest grows in the chunk.
+                        if let Err(item) = staged.push(item) {
+                            let extra = staged.len().max(1);
+                            let mut vec = staged
+                                .into_vec(self.0, extra)
+                                .ok_or_else(|| out_of_memory("a Vec"))?;
+                            vec.push(item); // room reserved just above
+                            break vec;
+                        }
+                    },
+                    _ => Vec::new_in(self.0),
+                };
+                vec.try_reserve(cautious::<T>(hint)).map_err(|_| out_of_memory("a Vec"))?;
                 while let Some(item) = seq.next_element_seed(In::<A, T>::new(self.0))? {
                     if vec.len() == vec.capacity() {
                         vec.try_reserve(1).map_err(|_| out_of_memory("a Vec"))?;
