@@ -1,5 +1,9 @@
 //! How much memory a request's arena takes for what it keeps: each workload runs once in
-//! a fresh perfloc `Chunk` and `SyncChunk`, bumpalo `Bump` and bump-scope `Bump`, and on
+//! a perfloc `Chunk` and `SyncChunk` of a fresh pool with the default settings; in a
+//! `Chunk` and a `SyncChunk` of a pool that learns its first block size
+//! (`PoolBuilder::learn_first_block`), after it served the same workload `WARM_UP` times
+//! as a server's pool has (one pool per kind); in a fresh bumpalo `Bump` and bump-scope
+//! `Bump`; and on
 //! the global allocator through a counting wrapper, whose peak of live requested bytes is
 //! what glibc's malloc is asked for at the worst moment (the floor any allocator works
 //! from). An arena's footprint is the peak of the bytes of its blocks (perfloc's
@@ -78,14 +82,24 @@ const MAX_GEOMEAN: f64 = 1.3;
 const GEOMEAN_EXCLUDES: [&str; 1] = ["vectors_in_turn"];
 
 /// The arenas measured, in the table's and the chart's order, with their colours.
-const CONTENDERS: [(&str, RGBColor); 4] = [
+const CONTENDERS: [(&str, RGBColor); ARENAS] = [
     ("perfloc Chunk", RGBColor(214, 39, 40)),
     ("perfloc SyncChunk", RGBColor(255, 152, 150)),
+    ("perfloc Chunk, learned", RGBColor(148, 103, 189)),
+    ("perfloc SyncChunk, learned", RGBColor(197, 176, 213)),
     ("bumpalo", RGBColor(31, 119, 180)),
     ("bump-scope", RGBColor(44, 160, 44)),
 ];
 
-/// How many of [`CONTENDERS`] are perfloc's, the ones `--check` holds to the goals.
+/// How many arenas are measured ([`CONTENDERS`]).
+const ARENAS: usize = 6;
+
+/// Chunks of each kind a learning pool serves before the one measured: two windows of
+/// learning and more (one chunk in 4 is learned from, in windows of 16).
+const WARM_UP: usize = 130;
+
+/// How many of [`CONTENDERS`] `--check` holds to the goals: perfloc's with the default
+/// settings.
 const PERFLOC: usize = 2;
 
 /// The global allocator, counting the bytes live and their peak.
@@ -272,12 +286,12 @@ struct Row {
     /// The peak of live requested bytes (the counting global allocator's).
     requested: usize,
     /// The footprint in each of [`CONTENDERS`].
-    footprints: [usize; 4],
+    footprints: [usize; ARENAS],
 }
 
 impl Row {
     /// Footprint ÷ requested peak, per contender.
-    fn ratios(&self) -> [f64; 4] {
+    fn ratios(&self) -> [f64; ARENAS] {
         self.footprints.map(|bytes| bytes as f64 / self.requested as f64)
     }
 }
@@ -298,6 +312,18 @@ fn measure(
     chunk(&c);
     let s = pool.sync_chunk();
     sync(&s);
+    // A server's pool has served many requests before this one; one that learns has
+    // learned its first block size from them.
+    let learning = || perfloc::Pool::builder().learn_first_block(true).build().expect("valid");
+    let (learned, sync_learned) = (learning(), learning());
+    for _ in 0..WARM_UP {
+        chunk(&learned.chunk());
+        sync(&sync_learned.sync_chunk());
+    }
+    let cl = learned.chunk();
+    chunk(&cl);
+    let sl = sync_learned.sync_chunk();
+    sync(&sl);
     let b = bumpalo::Bump::new();
     bump(&b);
     let bs: bump_scope::Bump = bump_scope::Bump::new();
@@ -308,6 +334,8 @@ fn measure(
         footprints: [
             c.stats().peak_bytes,
             s.stats().peak_bytes,
+            cl.stats().peak_bytes,
+            sl.stats().peak_bytes,
             b.allocated_bytes_including_metadata(),
             bs.stats().size(),
         ],
@@ -330,8 +358,8 @@ macro_rules! report {
 }
 
 /// The geometric mean of each contender's ratios over `rows`.
-fn geomean<'a>(rows: impl Iterator<Item = &'a Row>) -> [f64; 4] {
-    let (mut logs, mut n) = ([0.0f64; 4], 0);
+fn geomean<'a>(rows: impl Iterator<Item = &'a Row>) -> [f64; ARENAS] {
+    let (mut logs, mut n) = ([0.0f64; ARENAS], 0);
     for row in rows {
         for (log, ratio) in logs.iter_mut().zip(row.ratios()) {
             *log += ratio.ln();
@@ -377,7 +405,7 @@ fn misses(rows: &[Row]) -> std::vec::Vec<String> {
 /// The ratios as a grouped bar chart: one group per workload, one bar per contender, and a
 /// line at 1.0 (the requested peak).
 fn chart(rows: &[Row], path: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let root = SVGBackend::new(path, (1200, 540)).into_drawing_area();
+    let root = SVGBackend::new(path, (1500, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     let n = rows.len() as f64;
     let top = rows.iter().flat_map(Row::ratios).fold(1.0, f64::max) * 1.12;
@@ -404,7 +432,7 @@ fn chart(rows: &[Row], path: &str) -> Result<(), Box<dyn std::error::Error>> {
         let (x, y) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
         root.draw(&Text::new(row.name, (x, y + 8), centred.clone()))?;
     }
-    let (width, gap) = (0.2, 0.1);
+    let (width, gap) = (0.8 / ARENAS as f64, 0.1);
     let value =
         ("sans-serif", 11).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Bottom));
     for (k, &(name, colour)) in CONTENDERS.iter().enumerate() {
@@ -473,10 +501,9 @@ fn main() -> ExitCode {
     println!(
         "footprint of one request's arena, KiB (and times the peak of live requested bytes)\n"
     );
-    println!(
-        "| workload | requested peak | perfloc Chunk | perfloc SyncChunk | bumpalo | bump-scope |"
-    );
-    println!("|---|---|---|---|---|---|");
+    let names: std::vec::Vec<&str> = CONTENDERS.iter().map(|c| c.0).collect();
+    println!("| workload | requested peak | {} |", names.join(" | "));
+    println!("|---|---|{}", "---|".repeat(ARENAS));
     for row in &rows {
         let cells: std::vec::Vec<String> = row
             .footprints

@@ -290,11 +290,11 @@ unsafe impl Sync for SyncChunk<'_> {}
 impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
     #[inline]
     pub(crate) fn new(pool: &'pool Pool) -> Result<Self, AllocError> {
-        let size = pool.first_block_size();
-        let block = pool.acquire(size, true)?;
+        let block = pool.acquire_first()?;
         let header = new_header(block);
-        // Clamped where it is used ([`ProcessChunk::next_successor`]).
-        let slow = Slow::new(size / 2, size, pool.chunk_limit());
+        // Successors start at half the configured first block, whatever size the pool
+        // learned for this one; clamped where it is used ([`ProcessChunk::next_successor`]).
+        let slow = Slow::new(pool.first_block_size() / 2, block.size, pool.chunk_limit());
         Ok(ProcessChunk { state: K::new(header, slow), first: header, pool })
     }
 

@@ -63,6 +63,9 @@ pub(crate) struct Config {
     /// [`MIN_DEDICATED_THRESHOLD`] on; `usize::MAX` for never (but when no successor holds
     /// it).
     pub(crate) dedicated_threshold: usize,
+    /// Whether a thread's chunks take first blocks of the size its recent chunks needed
+    /// ([`PoolBuilder::learn_first_block`]).
+    pub(crate) learn_first_block: bool,
 }
 
 impl Config {
@@ -76,6 +79,7 @@ impl Config {
         chunk_limit: usize::MAX,
         max_block_size: 64 << 10,
         dedicated_threshold: 32 << 10,
+        learn_first_block: false,
     };
 }
 
@@ -93,7 +97,8 @@ pub const MIN_DEDICATED_THRESHOLD: usize = 4 << 10;
 /// | setting | default | meaning |
 /// |---|---|---|
 /// | [`first_top_chunk_size`](Self::first_top_chunk_size) | 1 MiB | size of the first top chunk mapped from the OS; each later one is twice the last |
-/// | [`first_block_size`](Self::first_block_size) | 16 KiB | size of a process chunk's first block; successors start at half of it and double |
+/// | [`first_block_size`](Self::first_block_size) | 16 KiB | size of a process chunk's first block (until the pool learns one); successors start at half of it and double |
+/// | [`learn_first_block`](Self::learn_first_block) | off | a thread's chunks take first blocks of the size its recent chunks needed, in whole pages, up to `max_block_size` |
 /// | [`max_block_size`](Self::max_block_size) | 64 KiB | successors double up to this size |
 /// | [`dedicated_threshold`](Self::dedicated_threshold) | 32 KiB | from this size on, an allocation gets a block of its own, given back when freed or moved |
 /// | [`limit`](Self::limit) | none | most bytes the pool maps at once; past it allocation fails with `AllocError` |
@@ -307,6 +312,50 @@ impl PoolBuilder {
     /// ```
     pub const fn dedicated_threshold(mut self, bytes: usize) -> Self {
         self.config.dedicated_threshold = bytes;
+        self
+    }
+
+    /// Whether the pool learns the first block size from the chunks that drop (off by
+    /// default). Each thread's chunks then take first blocks of the size its recent chunks
+    /// needed: one chunk in 4 is measured (the highest its cursors reached, header
+    /// included, and its dedicated allocations under the threshold), and every 16 of
+    /// those the first block becomes the largest in whole pages, from a page to
+    /// [`max_block_size`](Self::max_block_size). A chunk that needed more is a large one,
+    /// which successors hold anyway; it is left out, and a thread whose chunks are all
+    /// large takes [`first_block_size`](Self::first_block_size) blocks. A first block
+    /// under a page is never learned.
+    ///
+    /// The trade: a request that fits in its first block takes no successor, and small
+    /// requests do not each hold 16 KiB (the example server's calm request takes 20 KiB
+    /// for 16 KiB of data, against 24; a 5 KB body 8 KiB, against 16). But first blocks of
+    /// a learned size are runs of whole pages, not powers of two: a thread's shard does not
+    /// cache them (a chunk that finds none in its thread's local slot takes one from the
+    /// top chunks, under the pool's lock), and they change where later blocks fit in the
+    /// top chunks. In the instruction gate a vector pushed to 800 KB after small requests
+    /// moved once more (20% more instructions) because of where its block landed; hence off
+    /// by default. Its variable is `PERFLOC_LEARN_FIRST_BLOCK` (`on` or `off`).
+    ///
+    /// ```
+    /// use allocator_api2::vec::Vec;
+    ///
+    /// let pool = perfloc::Pool::builder().learn_first_block(true).build()?;
+    /// for _ in 0..100 {
+    ///     let chunk = pool.chunk();
+    ///     let v: Vec<u8, _> = Vec::with_capacity_in(5000, &chunk);
+    ///     drop(v);
+    /// }
+    /// assert_eq!(pool.chunk().stats().capacity_bytes, 8 << 10, "two pages hold 5,000 bytes");
+    ///
+    /// let fixed = perfloc::Pool::new(); // off by default
+    /// for _ in 0..100 {
+    ///     let chunk = fixed.chunk();
+    ///     drop(Vec::<u8, _>::with_capacity_in(5000, &chunk));
+    /// }
+    /// assert_eq!(fixed.chunk().stats().capacity_bytes, 16 << 10);
+    /// # Ok::<(), perfloc::ConfigError>(())
+    /// ```
+    pub const fn learn_first_block(mut self, on: bool) -> Self {
+        self.config.learn_first_block = on;
         self
     }
 

@@ -44,6 +44,9 @@ use crate::{Chunk, ConfigError, SyncChunk};
 use cache::{CLASSES, SHARDS, Shard};
 use downsizing::GiveBack;
 
+/// [`Pool::release`]'s `closes` for blocks that do not close a chunk.
+pub(crate) const NOT_CLOSING: Option<fn() -> usize> = None;
+
 /// A block lent by the pool to a process chunk: `size` bytes at `ptr`, a multiple of the
 /// pool's [granule](Pool::granule). Blocks taken with [`Pool::acquire`] are powers of two;
 /// a dedicated block ([`Pool::acquire_run`]) and a block grown in place ([`Pool::extend`])
@@ -557,32 +560,45 @@ impl Pool {
     }
 
     /// Lends a block of `size` bytes (a power of two, at least `smallest_block`), from
-    /// the thread's local slot (a chunk's first block), its shard, or the top chunks.
-    /// `opens_chunk` counts a new live chunk.
+    /// the thread's shard or the top chunks; not a chunk's first block
+    /// ([`Pool::acquire_first`]).
+    #[inline]
+    pub(crate) fn acquire(&self, size: usize) -> Result<Block, AllocError> {
+        debug_assert!(size.is_power_of_two() && size >= self.smallest_block());
+        self.acquire_shared(size, false)
+    }
+
+    /// Lends a new chunk's first block, and counts a new live chunk: from the thread's
+    /// local slot, of the size it learned ([`LocalSlot::learn`](local::LocalSlot::learn)),
+    /// else from its shard or the top chunks.
     ///
     /// Inline, only the local slot: a scope's first block comes from there in steady state,
     /// and the rest ([`Pool::acquire_shared`]) kept out of line does not make every scope
     /// pay its register saves.
     #[inline]
-    pub(crate) fn acquire(&self, size: usize, opens_chunk: bool) -> Result<Block, AllocError> {
-        debug_assert!(size.is_power_of_two() && size >= self.smallest_block());
+    pub(crate) fn acquire_first(&self) -> Result<Block, AllocError> {
         #[cfg(not(loom))]
-        if opens_chunk && size == self.config.first_block_size {
+        {
             let local = self.with_local(|slot| {
+                let size = slot.first_size();
                 let ptr = slot.pop();
                 if ptr.is_some() {
                     slot.count(1);
                 }
-                ptr
+                (ptr, size)
             });
-            if let Some(Some(ptr)) = local {
-                return Ok(Block { ptr, size });
+            match local {
+                Some((Some(ptr), size)) => return Ok(Block { ptr, size }),
+                Some((None, size)) => return self.acquire_shared(size, true),
+                None => {}
             }
         }
-        self.acquire_shared(size, opens_chunk)
+        self.acquire_shared(self.config.first_block_size, true)
     }
 
-    /// [`Pool::acquire`] past the local slot: the thread's shard, else the top chunks.
+    /// A block of `size` bytes (a power of two, or whole pages for a learned first block)
+    /// from the thread's shard if it caches that size, else the top chunks. `opens_chunk`
+    /// counts a new live chunk.
     #[inline(never)]
     fn acquire_shared(&self, size: usize, opens_chunk: bool) -> Result<Block, AllocError> {
         let class = self.class_of(size);
@@ -608,7 +624,7 @@ impl Pool {
     /// above it stays free for [`Pool::extend`] as long as possible.
     pub(crate) fn acquire_run(&self, size: usize, growable: bool) -> Result<Block, AllocError> {
         if !growable && self.class_of(size).is_some() {
-            return self.acquire(size, false);
+            return self.acquire(size);
         }
         self.acquire_from_top_chunks(size, growable)
     }
@@ -709,16 +725,23 @@ impl Pool {
         true
     }
 
-    /// Takes back blocks lent by [`Pool::acquire`]: first blocks into the thread's local
-    /// slot while it has room, the rest into the thread's shard while it has room, the
-    /// rest into the top chunks. No system call is made (but for downsizing).
-    /// `closes_chunk` counts a dropped chunk. `blocks` must read every link it follows
-    /// before yielding the block holding it.
+    /// Takes back blocks lent by [`Pool::acquire`] and its kin: first blocks into the
+    /// thread's local slot while it has room, the rest into the thread's shard while it has
+    /// room, the rest into the top chunks. No system call is made (but for downsizing).
+    /// `closes` is `Some(need)` when a chunk drops ([`NOT_CLOSING`] otherwise): it counts a
+    /// dropped chunk, and the local slot may learn from what `need` returns
+    /// ([`LocalSlot::learn`](local::LocalSlot::learn)). `blocks`
+    /// must read every link it follows before yielding the block holding it.
     ///
-    /// Inline, only the local slot (as for [`Pool::acquire`]); the rest is
+    /// Inline, only the local slot (as for [`Pool::acquire_first`]); the rest is
     /// [`Pool::release_shared`], out of line.
     #[inline]
-    pub(crate) fn release(&self, blocks: impl IntoIterator<Item = Block>, closes_chunk: bool) {
+    pub(crate) fn release(
+        &self,
+        blocks: impl IntoIterator<Item = Block>,
+        closes: Option<impl FnOnce() -> usize>,
+    ) {
+        let closes_chunk = closes.is_some();
         #[cfg(not(loom))]
         let (blocks, policy_turn) = {
             // First blocks go to the thread's local slot while it has room; the rest go on
@@ -726,13 +749,17 @@ impl Pool {
             // release of the thread goes the shard's way and runs the downsizing policy,
             // which steady traffic through the slots would otherwise never reach.
             let (mut blocks, mut leftover, mut policy_turn) = (blocks.into_iter(), None, false);
-            let first = self.config.first_block_size;
+            let mut window_ended = false;
             let excess = self.excess.load(Ordering::Relaxed);
             let all_local = self.with_local(|slot| {
+                if let Some(need) = closes.filter(|_| slot.tick()) {
+                    window_ended = slot.learn(need());
+                }
                 if excess && slot.policy_turn() {
                     policy_turn = true;
                     return false;
                 }
+                let first = slot.first_size();
                 for block in blocks.by_ref() {
                     crate::asan::poison(block.ptr, block.size);
                     if block.size != first || !slot.push(block) {
@@ -743,6 +770,9 @@ impl Pool {
                 slot.count(-isize::from(closes_chunk));
                 true
             }) == Some(true);
+            if window_ended {
+                self.end_window();
+            }
             if all_local {
                 return;
             }
@@ -751,6 +781,20 @@ impl Pool {
         #[cfg(loom)]
         let policy_turn = false;
         self.release_shared(blocks.into_iter(), closes_chunk, policy_turn);
+    }
+
+    /// The thread's local slot ends a window of learning
+    /// ([`LocalSlot::end_window`](local::LocalSlot::end_window)); the blocks it held, if
+    /// their size is no longer the one it gives, go back to the pool.
+    #[cfg(not(loom))]
+    #[cold]
+    #[inline(never)]
+    fn end_window(&self) {
+        let mut stale: local::Stale = [None; local::LOCAL_BLOCKS];
+        self.with_local(|slot| slot.end_window(&mut stale));
+        if stale[0].is_some() {
+            self.release_shared(stale.into_iter().flatten(), false, false);
+        }
     }
 
     /// [`Pool::release`] past the local slot: the thread's shard, the top chunks, and the

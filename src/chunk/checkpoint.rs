@@ -258,7 +258,7 @@ impl<K: BumpState> ProcessChunk<'_, K> {
             // SAFETY: `slow.large..kept` are live nodes of this chunk, `after` and what
             // follows it blocks of its chain.
             let blocks = unsafe { release_order(slow.large, kept, after) };
-            pool.release(blocks.inspect(|block| released += block.size), false);
+            pool.release(blocks.inspect(|block| released += block.size), crate::pool::NOT_CLOSING);
             slow.large = kept;
             slow.give_back(released);
             // SAFETY: `block`'s header is initialised; it ends the chain again.

@@ -37,7 +37,7 @@ use super::{BumpState, ProcessChunk};
 use crate::Chunk;
 #[cfg(doc)]
 use crate::Pool;
-use crate::pool::Block;
+use crate::pool::{Block, NOT_CLOSING};
 use crate::{asan, bump, os};
 
 /// Where a large block is recorded; allocated in the chunk's regular blocks.
@@ -64,7 +64,7 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         let node = match self.try_alloc_layout(Layout::new::<LargeNode>()) {
             Ok(node) => node.cast::<LargeNode>(),
             Err(err) => {
-                self.pool.release([block], false);
+                self.pool.release([block], NOT_CLOSING);
                 self.state.slow(|slow| slow.give_back(block.size));
                 return Err(err);
             }
@@ -180,7 +180,7 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         });
         match block {
             // The caller of `dealloc` gave up the allocation the block held.
-            Some(block) => self.pool.release([block], false),
+            Some(block) => self.pool.release([block], NOT_CLOSING),
             None => self.state.count_freed(bump::footprint(size)),
         }
     }

@@ -47,7 +47,7 @@ use super::{
 };
 #[cfg(doc)]
 use crate::Pool;
-use crate::pool::Block;
+use crate::pool::{Block, NOT_CLOSING};
 #[cfg(doc)]
 use crate::{Chunk, SyncChunk};
 use crate::{asan, bump, os};
@@ -258,8 +258,10 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
             self.state.grown(current);
             slow.give_back(size - keep);
         });
-        self.pool
-            .release([Block { ptr: block_end(current.cast(), keep), size: size - keep }], false);
+        self.pool.release(
+            [Block { ptr: block_end(current.cast(), keep), size: size - keep }],
+            NOT_CLOSING,
+        );
     }
 
     /// Grows `current`, the current block of `size` bytes, in place to `grown` bytes (a

@@ -22,7 +22,7 @@ use super::state::Slow;
 use super::{BlockHeader, BumpState, HEADER, LargeNode, ProcessChunk, data_start, new_header};
 use crate::asan;
 use crate::config::MAX_SIZE;
-use crate::pool::Block;
+use crate::pool::{Block, NOT_CLOSING};
 
 impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
     /// Forgets everything allocated and keeps only the largest block for reuse, like
@@ -50,7 +50,7 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         let slow = self.state.slow(|slow| *slow);
         // Of blocks of one size, the last one `blocks` yields: the newest regular one.
         let keep = self.blocks().max_by_key(|block| block.size).expect("a chunk holds a block");
-        self.pool.release(self.blocks().filter(|block| block.ptr != keep.ptr), false);
+        self.pool.release(self.blocks().filter(|block| block.ptr != keep.ptr), NOT_CLOSING);
         // The kept block's header is rewritten too: it must end the chain again.
         let header = new_header(keep);
         self.first = header;
@@ -63,6 +63,36 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         };
         self.state = K::new(header, slow);
         asan::poison(data_start(header), keep.size - HEADER);
+    }
+
+    /// The bytes one block would have needed to hold what the chunk handed out, header
+    /// included: each older regular block up to its cursor, the current one up to the
+    /// highest its cursor went ([`StateOps::reach`]), and the dedicated allocations under
+    /// the threshold. What the pool learns a first block size from.
+    ///
+    /// [`StateOps::reach`]: super::state::StateOps::reach
+    fn need(&self) -> usize {
+        let current = self.state.current();
+        let mut need = self.state.reach() - current.addr().get();
+        let mut cur = Some(self.first);
+        while let Some(header) = cur.filter(|&header| header != current) {
+            need += self.state.cursor_of(header) - header.addr().get();
+            // SAFETY: a chain block has an initialised header (invariant 1).
+            cur = NonNull::new(unsafe { header.as_ref() }.next.load(Ordering::Acquire));
+        }
+        // A dedicated allocation under the threshold had one only because no successor
+        // could hold it: a first block that large would have.
+        let threshold = self.pool.dedicated_threshold();
+        let mut node = self.state.slow(|slow| slow.large);
+        while let Some(n) = node {
+            // SAFETY: large nodes are initialised (invariant 3).
+            let n = unsafe { n.as_ref() };
+            if n.used < threshold {
+                need += n.used.next_multiple_of(crate::bump::MIN_ALIGN);
+            }
+            node = n.next;
+        }
+        need
     }
 
     /// Every block of the chunk, large ones first, then the chain from `first`. Links are
@@ -83,9 +113,11 @@ impl<K: BumpState> Drop for ProcessChunk<'_, K> {
         let first = unsafe { self.first.as_ref() };
         if self.state.slow_mut().large.is_none() && first.next.load(Ordering::Acquire).is_null() {
             // The usual scope's: its first block alone, without the walk of `blocks`.
-            self.pool.release([Block { ptr: self.first.cast(), size: first.size }], true);
+            let need = || self.state.reach() - self.first.addr().get();
+            self.pool.release([Block { ptr: self.first.cast(), size: first.size }], Some(need));
         } else {
-            self.pool.release(self.blocks(), true);
+            // `need` runs before any block goes back (`Pool::release`).
+            self.pool.release(self.blocks(), Some(|| self.need()));
         }
     }
 }

@@ -233,6 +233,13 @@ pub(crate) trait StateOps {
     /// The cursor (address of the next free byte) of `header`, a block of the chain.
     fn cursor_of(&self, header: NonNull<BlockHeader>) -> usize;
 
+    /// The highest the current block's cursor has been since the block became current
+    /// (a rewind takes it back; this remembers how far it went), for what the pool learns
+    /// of a first block's size. Not remembered: a shrink of the newest allocation (rare;
+    /// the gate's `reserve_exact(1)` loop paid 2 instructions a step for it) and, in a
+    /// `SyncChunk` freed by several threads at once, a race of two rewinds.
+    fn reach(&self) -> usize;
+
     /// If the allocation of `size` bytes at `ptr` is the newest of the current block, gives
     /// its bytes back and returns true.
     fn rewind(&self, ptr: NonNull<u8>, size: usize) -> bool;
@@ -293,6 +300,9 @@ pub struct LocalBump {
     slow: UnsafeCell<Slow>,
     /// Bytes freed where they stay ([`StateOps::count_freed`]).
     freed: Cell<usize>,
+    /// The bump pointer's highest address before a rewind moved it back, in the current
+    /// block; 0 for none ([`StateOps::reach`]).
+    high: Cell<usize>,
 }
 
 impl sealed::Sealed for LocalBump {}
@@ -316,12 +326,16 @@ impl StateOps for LocalBump {
             current: Cell::new(header),
             slow: UnsafeCell::new(slow),
             freed: Cell::new(0),
+            high: Cell::new(0),
         }
     }
 
+    #[inline]
     fn restore(&mut self, header: NonNull<BlockHeader>, cursor: NonNull<u8>) {
         // SAFETY: a chain block has an initialised header (caller).
         let size = unsafe { header.as_ref().size };
+        let high = if header == self.current.get() { self.reach() } else { 0 };
+        self.high.set(high);
         self.ptr.set(cursor);
         self.end.set(block_end(header.cast(), size));
         self.current.set(header);
@@ -366,12 +380,20 @@ impl StateOps for LocalBump {
     }
 
     #[inline(always)]
+    fn reach(&self) -> usize {
+        self.high.get().max(self.ptr.get().addr().get())
+    }
+
+    #[inline(always)]
     fn rewind(&self, ptr: NonNull<u8>, size: usize) -> bool {
         // No allocation from another block can end at the bump pointer: it is strictly past
         // the start of the current block (after its header), and blocks do not overlap.
         let cursor = self.ptr.get();
         let newest = size != 0 && ptr.addr().get() + bump::footprint(size) == cursor.addr().get();
         if newest {
+            if cursor.addr().get() > self.high.get() {
+                self.high.set(cursor.addr().get());
+            }
             // The block's provenance, not the caller's: a pointer the caller narrowed (from
             // a `&mut [u8]` of the allocation, say) must not become the bump pointer.
             self.ptr.set(cursor.with_addr(ptr.addr()));
@@ -434,6 +456,7 @@ impl StateOps for LocalBump {
         // invariant 1); the header's fields are only accessed through shared references.
         let (old, size) = unsafe { (old.as_ref(), new.as_ref().size) };
         old.cursor.store(self.ptr.get().addr().get(), Ordering::Relaxed);
+        self.high.set(0);
         self.current.set(new);
         self.ptr.set(cursor);
         self.end.set(block_end(new.cast(), size));
@@ -472,6 +495,20 @@ pub struct SharedBump {
     slow: Mutex<Slow>,
     /// Bytes freed where they stay ([`StateOps::count_freed`]).
     freed: AtomicUsize,
+    /// The current block's cursor's highest address before a rewind moved it back; 0 for
+    /// none ([`StateOps::reach`]). Plain loads and stores: a figure to learn
+    /// from, not worth a locked read-modify-write.
+    high: AtomicUsize,
+}
+
+impl SharedBump {
+    /// Remembers that the current block's cursor was at `cursor` before it moved back.
+    #[inline(always)]
+    fn note_high(&self, cursor: usize) {
+        if cursor > self.high.load(Ordering::Relaxed) {
+            self.high.store(cursor, Ordering::Relaxed);
+        }
+    }
 }
 
 impl sealed::Sealed for SharedBump {}
@@ -504,10 +541,13 @@ impl StateOps for SharedBump {
             has_large: AtomicBool::new(slow.large.is_some()),
             slow: Mutex::new(slow),
             freed: AtomicUsize::new(0),
+            high: AtomicUsize::new(0),
         }
     }
 
     fn restore(&mut self, header: NonNull<BlockHeader>, cursor: NonNull<u8>) {
+        let high = if header == self.current() { self.reach() } else { 0 };
+        *self.high.get_mut() = high;
         // SAFETY: a chain block has an initialised header (caller); `&mut self` means no
         // other thread is allocating.
         unsafe { header.as_ref().cursor.store(cursor.addr().get(), Ordering::Relaxed) };
@@ -556,6 +596,12 @@ impl StateOps for SharedBump {
     }
 
     #[inline(always)]
+    fn reach(&self) -> usize {
+        let (h, _, _) = self.current_block();
+        self.high.load(Ordering::Relaxed).max(h.cursor.load(Ordering::Relaxed))
+    }
+
+    #[inline(always)]
     fn rewind(&self, ptr: NonNull<u8>, size: usize) -> bool {
         if size == 0 {
             return false;
@@ -567,8 +613,12 @@ impl StateOps for SharedBump {
         // A plain load first: most deallocations are not of the newest allocation, and a
         // failed compare-and-swap costs as much as one that lands. The bytes are not
         // poisoned: another thread may take them the moment the CAS lands.
-        h.cursor.load(Ordering::Relaxed) == end
-            && h.cursor.compare_exchange(end, addr, Ordering::Release, Ordering::Relaxed).is_ok()
+        let newest = h.cursor.load(Ordering::Relaxed) == end
+            && h.cursor.compare_exchange(end, addr, Ordering::Release, Ordering::Relaxed).is_ok();
+        if newest {
+            self.note_high(end);
+        }
+        newest
     }
 
     #[inline(always)]
@@ -630,6 +680,7 @@ impl StateOps for SharedBump {
         // to other threads.
         let h = unsafe { new.as_ref() };
         h.cursor.store(cursor.addr().get(), Ordering::Relaxed);
+        self.high.store(0, Ordering::Relaxed);
         // Publishes the header (and the reservation in it) to threads that load `current`.
         self.current.store(new.as_ptr(), Ordering::Release);
     }

@@ -8,6 +8,7 @@
 //! | `PERFLOC_FIRST_BLOCK` | [`PoolBuilder::first_block_size`] | a size (a power of two, at least 256 B, at most 256 GiB); the first top chunk grows to hold it if need be, and the OS must map that |
 //! | `PERFLOC_MAX_BLOCK` | [`PoolBuilder::max_block_size`] | a size (a power of two, at least the first block's), or `none` |
 //! | `PERFLOC_DEDICATED` | [`PoolBuilder::dedicated_threshold`] | a size (at least 4 KiB), or `none` |
+//! | `PERFLOC_LEARN_FIRST_BLOCK` | [`PoolBuilder::learn_first_block`] | `on` or `off` (also `true`, `false`, `1`, `0`) |
 //!
 //! Sizes are whole numbers with a binary unit (`B`, `KiB`, `MiB`, `GiB`, `TiB`, any case) or
 //! none (bytes); `KB`/`MB`/`GB` are refused as ambiguous. A value that does not parse, or
@@ -19,13 +20,14 @@ use core::time::Duration;
 use super::{Config, MAX_FIRST_BLOCK_SIZE, MIN_BLOCK_SIZE, PoolBuilder, check_size};
 
 /// The variables, in the order they are read and reported.
-pub(crate) const VARS: [&str; 6] = [
+pub(crate) const VARS: [&str; 7] = [
     "PERFLOC_RETAIN",
     "PERFLOC_DECAY",
     "PERFLOC_LIMIT",
     "PERFLOC_FIRST_BLOCK",
     "PERFLOC_MAX_BLOCK",
     "PERFLOC_DEDICATED",
+    "PERFLOC_LEARN_FIRST_BLOCK",
 ];
 
 const SIZE_EXAMPLES: &str = "a size such as 64MiB, 512KiB, 1GiB or 1048576 (bytes)";
@@ -99,6 +101,16 @@ enum Setting {
     FirstBlock(usize),
     MaxBlock(usize),
     Dedicated(usize),
+    LearnFirstBlock(bool),
+}
+
+/// A switch: `on`, `true`, `1` or `off`, `false`, `0`, in any case.
+fn parse_switch(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" => Ok(true),
+        "off" | "false" | "0" => Ok(false),
+        _ => Err(format!("{value:?} is not a switch: expected on or off")),
+    }
 }
 
 /// True for the words that mean "no limit": `none`, `unlimited`.
@@ -117,6 +129,7 @@ impl Setting {
             "PERFLOC_MAX_BLOCK" => parse_bytes(raw).map(Setting::MaxBlock),
             "PERFLOC_DEDICATED" if is_none(raw) => Ok(Setting::Dedicated(usize::MAX)),
             "PERFLOC_DEDICATED" => parse_bytes(raw).map(Setting::Dedicated),
+            "PERFLOC_LEARN_FIRST_BLOCK" => parse_switch(raw).map(Setting::LearnFirstBlock),
             // Checked on its own first, so that a refusal names the setting the variable
             // sets, not the first top chunk that `apply` raises to hold it.
             _ => {
@@ -135,6 +148,7 @@ impl Setting {
             Setting::Limit(bytes) => builder.limit(bytes),
             Setting::MaxBlock(bytes) => builder.max_block_size(bytes),
             Setting::Dedicated(bytes) => builder.dedicated_threshold(bytes),
+            Setting::LearnFirstBlock(on) => builder.learn_first_block(on),
             Setting::FirstBlock(bytes) => {
                 // The first top chunk must hold a first block: raise it to fit.
                 let top = builder.config.first_top_chunk_size.max(bytes);
@@ -274,6 +288,21 @@ mod tests {
         assert!(err("5h").contains("unknown unit `h`"));
         assert!(err("99999999999999999999999s").contains("too large"));
         assert!(err(&format!("{}min", u64::MAX)).contains("too large"));
+    }
+
+    #[test]
+    fn the_learned_first_block_switch() {
+        assert!(!from(&[]).0.learn_first_block, "off by default");
+        for (raw, on) in
+            [("off", false), ("FALSE", false), ("0", false), ("on", true), (" 1 ", true)]
+        {
+            let (config, messages) = from(&[("PERFLOC_LEARN_FIRST_BLOCK", raw)]);
+            assert_eq!((config.learn_first_block, messages.len()), (on, 0), "{raw}");
+        }
+        let (config, messages) = from(&[("PERFLOC_LEARN_FIRST_BLOCK", "sometimes")]);
+        assert!(!config.learn_first_block, "a bad value keeps the default");
+        assert!(messages[0].contains("PERFLOC_LEARN_FIRST_BLOCK"), "{messages:?}");
+        assert!(messages[0].contains("expected on or off"), "{messages:?}");
     }
 
     fn from(vars: &[(&str, &str)]) -> (Config, Vec<String>) {

@@ -41,6 +41,33 @@ use super::{Block, Pool};
 /// First blocks a thread keeps in its slot of one pool.
 pub(crate) const LOCAL_BLOCKS: usize = 2;
 
+/// A slot learns from one chunk in this many ([`LocalSlot::tick`]).
+pub(crate) const SAMPLE_EVERY: u32 = 4;
+
+/// Chunks a slot learns from between two choices of its first block size
+/// ([`LocalSlot::end_window`]): a window spans `LEARN_WINDOW * SAMPLE_EVERY` chunks.
+pub(crate) const LEARN_WINDOW: u32 = 16;
+
+/// What a slot learns from the chunks dropped through it: the first block size that would
+/// have held them. Owner-only.
+struct Learning {
+    /// The largest need seen in this window up to `most` (`0` for none).
+    window_most: usize,
+    /// Chunks still to drop before the next one is learned from.
+    until_sample: u32,
+    /// Chunks still to learn from before the window ends.
+    left: u32,
+    /// Needs above this are large chunks' and are not learned from; 0 when the pool does
+    /// not learn (every window then ends with `configured`).
+    most: usize,
+    /// The pool's configured first block size, for a window of large chunks only.
+    configured: usize,
+}
+
+/// The blocks a slot held when it learned a new size ([`LocalSlot::learn`]): on the
+/// stack, as nothing on a chunk's way back allocates.
+pub(crate) type Stale = [Option<Block>; LOCAL_BLOCKS];
+
 /// One thread's slot in one pool; see the module docs.
 pub(crate) struct LocalSlot {
     /// Free first blocks: `blocks[..len]` are initialised. Owner-only while `gone` is
@@ -49,6 +76,11 @@ pub(crate) struct LocalSlot {
     /// How many blocks are held, at most `LOCAL_BLOCKS`. Written by the owner only (plain
     /// stores; or by the pool under `gone`'s lock), read by others for the stats.
     len: AtomicUsize,
+    /// The first block size the owner's chunks take, learned from its chunks that dropped
+    /// ([`LocalSlot::learn`]), and the size of every block held. Written as `len`.
+    block_size: AtomicUsize,
+    /// What the slot is learning. Owner-only.
+    learning: UnsafeCell<Learning>,
     /// The pool's flush epoch when the owner last handed its blocks back. Owner-only.
     epoch: UnsafeCell<u64>,
     /// Releases while the pool had memory to give back, for [`LocalSlot::policy_turn`].
@@ -74,10 +106,20 @@ unsafe impl Send for LocalSlot {}
 unsafe impl Sync for LocalSlot {}
 
 impl LocalSlot {
-    fn new(epoch: u64) -> Self {
+    /// A slot for a pool whose first blocks are `configured` bytes, learning first block
+    /// sizes up to `most` (0 for none).
+    fn new(epoch: u64, configured: usize, most: usize) -> Self {
         LocalSlot {
             blocks: UnsafeCell::new([MaybeUninit::uninit(); LOCAL_BLOCKS]),
             len: AtomicUsize::new(0),
+            block_size: AtomicUsize::new(configured),
+            learning: UnsafeCell::new(Learning {
+                window_most: 0,
+                until_sample: SAMPLE_EVERY,
+                left: LEARN_WINDOW,
+                most,
+                configured,
+            }),
             epoch: UnsafeCell::new(epoch),
             releases: UnsafeCell::new(0),
             chunks: AtomicIsize::new(0),
@@ -90,7 +132,7 @@ impl LocalSlot {
         self.gone.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Takes a cached block. Owner-only.
+    /// Takes a cached block, of [`LocalSlot::first_size`] bytes. Owner-only.
     #[inline]
     pub(crate) fn pop(&self) -> Option<NonNull<u8>> {
         let len = self.len.load(Ordering::Relaxed).checked_sub(1)?;
@@ -100,7 +142,8 @@ impl LocalSlot {
         Some(unsafe { (*self.blocks.get()).get_unchecked(len).assume_init() })
     }
 
-    /// Caches `block` if there is room; returns whether it did. Owner-only.
+    /// Caches `block`, of [`LocalSlot::first_size`] bytes, if there is room; returns
+    /// whether it did. Owner-only.
     #[inline]
     pub(crate) fn push(&self, block: Block) -> bool {
         let len = self.len.load(Ordering::Relaxed);
@@ -112,6 +155,61 @@ impl LocalSlot {
         unsafe { (*self.blocks.get()).get_unchecked_mut(len).write(block.ptr) };
         self.len.store(len + 1, Ordering::Relaxed);
         true
+    }
+
+    /// The first block size for the owner's next chunk, and of the blocks held.
+    /// Owner-only (others read it for the stats).
+    #[inline]
+    pub(crate) fn first_size(&self) -> usize {
+        self.block_size.load(Ordering::Relaxed)
+    }
+
+    /// Counts a chunk that dropped; true for one in [`SAMPLE_EVERY`], the one to learn
+    /// from ([`LocalSlot::learn`]). Owner-only.
+    #[inline]
+    pub(crate) fn tick(&self) -> bool {
+        // SAFETY: owner-only (see the `Sync` impl): no other reference to this field.
+        let learning = unsafe { &mut *self.learning.get() };
+        learning.until_sample -= 1;
+        learning.until_sample == 0
+    }
+
+    /// Learns from a chunk that dropped: `need` bytes would have held all it handed out in
+    /// its first block, header included (the most its cursors reached). True when the
+    /// window ends: the caller then calls [`LocalSlot::end_window`]. Owner-only.
+    pub(crate) fn learn(&self, need: usize) -> bool {
+        // SAFETY: owner-only (see the `Sync` impl): no other reference to this field.
+        let learning = unsafe { &mut *self.learning.get() };
+        learning.until_sample = SAMPLE_EVERY;
+        if need <= learning.most {
+            learning.window_most = learning.window_most.max(need);
+        }
+        learning.left -= 1;
+        learning.left == 0
+    }
+
+    /// Ends a window of [`LEARN_WINDOW`] chunks learned from: the first block size becomes the largest
+    /// need of the window in whole pages. A need above the slot's `most` is a large
+    /// chunk's, which successors hold anyway (a larger first block would only add to
+    /// them); a window of large chunks only gives the configured size. When the size
+    /// changes, the blocks held (of the old size) go into `stale`, for the caller to give
+    /// back. Owner-only.
+    pub(crate) fn end_window(&self, stale: &mut Stale) {
+        // SAFETY: owner-only (see the `Sync` impl): no other reference to this field.
+        let learning = unsafe { &mut *self.learning.get() };
+        let size = match learning.window_most {
+            0 => learning.configured,
+            most => most.next_multiple_of(crate::os::page_size()),
+        };
+        learning.window_most = 0;
+        learning.left = LEARN_WINDOW;
+        let old = self.first_size();
+        if size != old {
+            for slot in stale.iter_mut() {
+                *slot = self.pop().map(|ptr| Block { ptr, size: old });
+            }
+            self.block_size.store(size, Ordering::Relaxed);
+        }
     }
 
     /// Adds `delta` to the chunk count: a plain load and store, as only the owner writes.
@@ -131,17 +229,18 @@ impl LocalSlot {
         *releases % super::cache::POLICY_EVERY == 0
     }
 
-    /// Moves the cached blocks (of `size` bytes) into `out`. Owner-only, or with `gone`
-    /// seen true under its lock.
-    fn take_all(&self, size: usize, out: &mut Vec<Block>) {
-        self.copy_all(size, out);
+    /// Moves the cached blocks into `out`. Owner-only, or with `gone` seen true under its
+    /// lock.
+    fn take_all(&self, out: &mut Vec<Block>) {
+        self.copy_all(out);
         self.len.store(0, Ordering::Relaxed);
     }
 
     /// Copies the cached blocks into `out`, for the invariant checker. Same rule as
     /// [`LocalSlot::take_all`].
-    fn copy_all(&self, size: usize, out: &mut Vec<Block>) {
-        let len = self.len.load(Ordering::Relaxed);
+    fn copy_all(&self, out: &mut Vec<Block>) {
+        let (len, size) =
+            (self.len.load(Ordering::Relaxed), self.block_size.load(Ordering::Relaxed));
         // SAFETY: the caller has the fields to itself (see the `Sync` impl), read only;
         // `blocks[..len]` are initialised (`len <= LOCAL_BLOCKS`).
         let blocks = unsafe { (*self.blocks.get()).get_unchecked(..len) };
@@ -266,7 +365,12 @@ impl Pool {
         // `LAST` may point at a dead slot about to go.
         LAST.set((0, core::ptr::null()));
         slots.retain(|(_, slot)| !slot.dead.load(Ordering::Acquire));
-        let slot = Arc::new(LocalSlot::new(self.flush_epoch.load(Ordering::Relaxed)));
+        let epoch = self.flush_epoch.load(Ordering::Relaxed);
+        let c = &self.config;
+        // First blocks under a page are not learned: they are not whole pages.
+        let learns = c.learn_first_block && c.first_block_size >= crate::os::page_size();
+        let most = if learns { c.max_block_size } else { 0 };
+        let slot = Arc::new(LocalSlot::new(epoch, c.first_block_size, most));
         self.locals().slots.push(Arc::clone(&slot));
         slots.push((id, slot));
         slots.len() - 1
@@ -276,7 +380,7 @@ impl Pool {
     #[cold]
     fn hand_back(&self, slot: &LocalSlot, epoch: u64) {
         let mut blocks = Vec::new();
-        slot.take_all(self.first_block_size(), &mut blocks);
+        slot.take_all(&mut blocks);
         // SAFETY: owner-only field, on the owner's thread.
         unsafe { *slot.epoch.get() = epoch };
         if !blocks.is_empty() {
@@ -288,7 +392,6 @@ impl Pool {
     /// thread exited (those leave the registry), and asks every other thread to hand its
     /// blocks back at its next scope.
     pub(super) fn reclaim_locals(&self, out: &mut Vec<Block>) {
-        let size = self.first_block_size();
         self.flush_epoch.fetch_add(1, Ordering::Relaxed);
         // Seeing the new epoch, `with_local` hands this thread's blocks back first.
         self.with_local(|_| {});
@@ -298,7 +401,7 @@ impl Pool {
             let gone = slot.gone();
             if *gone {
                 // The owner has exited: its fields are ours under the lock.
-                slot.take_all(size, out);
+                slot.take_all(out);
                 *retired_chunks += slot.chunks.load(Ordering::Relaxed);
             }
             !*gone
@@ -310,23 +413,23 @@ impl Pool {
         let locals = self.locals();
         let (chunks, blocks) =
             locals.slots.iter().fold((locals.retired_chunks, 0), |(chunks, blocks), slot| {
+                let len = slot.len.load(Ordering::Relaxed);
                 (
                     chunks + slot.chunks.load(Ordering::Relaxed),
-                    blocks + slot.len.load(Ordering::Relaxed),
+                    blocks + len * slot.block_size.load(Ordering::Relaxed),
                 )
             });
-        (chunks, blocks * self.first_block_size())
+        (chunks, blocks)
     }
 
     /// The blocks of the slots the calling thread may read (its own, and those whose
     /// owner exited), for the invariant checker.
     pub(super) fn local_blocks(&self, out: &mut Vec<Block>) {
-        let size = self.first_block_size();
-        self.with_local(|slot| slot.copy_all(size, out));
+        self.with_local(|slot| slot.copy_all(out));
         for slot in &self.locals().slots {
             let gone = slot.gone();
             if *gone {
-                slot.copy_all(size, out);
+                slot.copy_all(out);
             }
         }
     }

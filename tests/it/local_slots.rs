@@ -177,3 +177,76 @@ fn a_dropped_pool_leaves_the_threads_slots_harmless() {
     assert_eq!(scope(&pool), 8);
     check(&pool);
 }
+
+/// Runs 129 chunks that each do `work` (one in 4 is learned from, in windows of 16: two
+/// windows and more), then one more; returns that one's first block size.
+fn learned(pool: &Pool, work: impl Fn(&perfloc::Chunk<'_>)) -> usize {
+    for _ in 0..129 {
+        work(&pool.chunk());
+    }
+    let chunk = pool.chunk();
+    let first = chunk.stats().capacity_bytes;
+    work(&chunk);
+    first
+}
+
+#[test]
+fn a_thread_learns_the_first_block_its_chunks_need() {
+    use perfloc::allocator_api2::vec::Vec;
+    // A 16 KiB first block until it learns; 64 KiB at most.
+    let pool = Pool::builder().learn_first_block(true).build().unwrap();
+    let bytes = |n: usize| {
+        move |chunk: &perfloc::Chunk<'_>| {
+            chunk.alloc_slice_fill_copy(n, 1u8);
+        }
+    };
+    assert_eq!(learned(&pool, bytes(5000)), 8 * KIB, "5,000 bytes and a header: two pages");
+    check(&pool);
+    assert_eq!(learned(&pool, bytes(20 * KIB)), 24 * KIB, "it follows the need up");
+    check(&pool);
+    // What counts is how far the cursor went, not where it ends: a vector freed (its bytes
+    // rewound) before the chunk drops.
+    let rewound = |chunk: &perfloc::Chunk<'_>| {
+        let v: Vec<u8, _> = Vec::with_capacity_in(9000, chunk);
+        drop(v);
+    };
+    assert_eq!(learned(&pool, rewound), 12 * KIB);
+    // Chunks past `max_block_size` are large ones: their first block is the configured one.
+    let large = |chunk: &perfloc::Chunk<'_>| {
+        for _ in 0..100 {
+            chunk.alloc([0u8; 1000]);
+        }
+    };
+    assert_eq!(learned(&pool, large), 16 * KIB);
+    check(&pool);
+    // Learned blocks come back through the thread's local slot: no lock in steady state.
+    assert_eq!(learned(&pool, bytes(5000)), 8 * KIB);
+    let warm = pool.stats();
+    for _ in 0..1000 {
+        bytes(5000)(&pool.chunk());
+    }
+    let after = pool.stats();
+    assert_eq!(
+        (after.pool_lock_calls, after.shard_lock_calls),
+        (warm.pool_lock_calls, warm.shard_lock_calls),
+        "{warm}\n{after}"
+    );
+    assert_eq!((after.live_chunks, after.in_use_bytes), (0, 0));
+    check(&pool);
+}
+
+#[test]
+fn a_sync_chunk_teaches_the_same() {
+    let pool = Pool::builder().learn_first_block(true).build().unwrap();
+    for _ in 0..129 {
+        pool.sync_chunk().alloc_slice_fill_copy(20 * KIB, 1u8);
+    }
+    assert_eq!(pool.sync_chunk().stats().capacity_bytes, 24 * KIB);
+    check(&pool);
+    // And off by default.
+    let fixed = Pool::new();
+    for _ in 0..129 {
+        fixed.sync_chunk().alloc_slice_fill_copy(20 * KIB, 1u8);
+    }
+    assert_eq!(fixed.sync_chunk().stats().capacity_bytes, 16 * KIB);
+}
