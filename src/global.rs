@@ -62,6 +62,7 @@ fn from_env() -> Global {
 /// | `PERFLOC_FIRST_BLOCK` | [`PoolBuilder::first_block_size`] | `64KiB` (the first top chunk grows to hold it) |
 /// | `PERFLOC_MAX_BLOCK` | [`PoolBuilder::max_block_size`] | `128KiB`, `none` |
 /// | `PERFLOC_DEDICATED` | [`PoolBuilder::dedicated_threshold`] | `64KiB`, `none` |
+/// | `PERFLOC_LEARN_FIRST_BLOCK` | [`PoolBuilder::learn_first_block`] | `on`, `off` |
 ///
 /// Sizes take the binary units `B`, `KiB`, `MiB`, `GiB`, `TiB` (any case) or none;
 /// `MB` and friends are refused as ambiguous. When `configure_global` runs first, the

@@ -161,6 +161,7 @@
 //! | `PERFLOC_FIRST_BLOCK` | [`PoolBuilder::first_block_size`] | a power of two from 256 B ([`MIN_BLOCK_SIZE`]) to 256 GiB ([`MAX_FIRST_BLOCK_SIZE`]); default 16 KiB; the first top chunk grows to hold it | other sizes, or one the OS will not map |
 //! | `PERFLOC_MAX_BLOCK` | [`PoolBuilder::max_block_size`] | a power of two, at least the first block; or `none` (no cap); default 64 KiB (or the first block, if larger) | other sizes, below the first block |
 //! | `PERFLOC_DEDICATED` | [`PoolBuilder::dedicated_threshold`] | a size from 4 KiB ([`MIN_DEDICATED_THRESHOLD`]), or `none`; default 32 KiB | below 4 KiB |
+//! | `PERFLOC_LEARN_FIRST_BLOCK` | [`PoolBuilder::learn_first_block`] | `on`, `off`, `true`, `false`, `1`, `0`, any case; default off | anything else |
 //!
 //! Sizes are whole numbers with a binary unit (`B`, `KiB`, `MiB`, `GiB`, `TiB`, any case)
 //! or none (bytes); `KB`, `MB` and `GB` are refused as ambiguous, and so is anything that

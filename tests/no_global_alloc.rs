@@ -1,7 +1,8 @@
 //! Formatting into a chunk takes nothing from the global heap: `alloc_fmt`, `try_alloc_fmt`
 //! and `format_in!` write straight into the chunk, with no temporary `std::string::String`.
 //! Nor does deserializing a request into a chunk with `#[derive(DeserializeIn)]`, escaped
-//! text included.
+//! text included, once the thread has its staging stack (taken on its first sequence of
+//! unknown length, then kept).
 //!
 //! A binary of its own, for its counting `#[global_allocator]`: it counts the allocations
 //! of the thread that switched counting on, so the test harness's other threads do not
@@ -188,4 +189,26 @@ fn deserializing_into_a_chunk_does_not_touch_the_global_heap() {
     let (parsed, allocations) = parse_request(true);
     assert_eq!(parsed, (3, 500, 3));
     assert!((1..=4).contains(&allocations), "{allocations}");
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "under Miri the pool maps its blocks from the global allocator")]
+fn a_threads_first_sequence_takes_its_staging_stack_once() {
+    use perfloc::allocator_api2::vec::Vec;
+    use perfloc::serde::DeserializeIn;
+    // A fresh thread: its staging stack is taken on the first sequence, then kept.
+    std::thread::spawn(|| {
+        let pool = perfloc::Pool::new();
+        let warm = pool.chunk(); // the pool's first top chunk, mapped outside the count
+        drop(warm);
+        let parse = || {
+            let chunk = pool.chunk();
+            let mut de = serde_json::Deserializer::from_str("[1,2,3]");
+            Vec::<u32, _>::deserialize_in(&chunk, &mut de).expect("well-formed").capacity()
+        };
+        assert_eq!(global_allocations(parse), (3, 1), "the stack, once");
+        assert_eq!(global_allocations(parse), (3, 0), "then kept");
+    })
+    .join()
+    .unwrap();
 }

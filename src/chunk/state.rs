@@ -546,7 +546,15 @@ impl StateOps for SharedBump {
     }
 
     fn restore(&mut self, header: NonNull<BlockHeader>, cursor: NonNull<u8>) {
-        let high = if header == self.current() { self.reach() } else { 0 };
+        // No read through the old current block: a rewind gives blocks back before it
+        // restores, so it may be the pool's again. The same block is `header`, alive.
+        let high = if *self.current.get_mut() == header.as_ptr() {
+            // SAFETY: a chain block has an initialised header (caller).
+            let reached = unsafe { header.as_ref().cursor.load(Ordering::Relaxed) };
+            (*self.high.get_mut()).max(reached)
+        } else {
+            0
+        };
         *self.high.get_mut() = high;
         // SAFETY: a chain block has an initialised header (caller); `&mut self` means no
         // other thread is allocating.
