@@ -20,6 +20,13 @@
 //!   raises the pool's flush epoch; every other owner hands its blocks back at its next
 //!   scope, when it sees the epoch moved (a plain load on its path). An idle live thread
 //!   keeps at most `LOCAL_BLOCKS` first blocks until then.
+//! - **The first block size** is the slot's own. It is the pool's `first_block_size`
+//!   unless the pool learns one ([`PoolBuilder::learn_first_block`]): then the slot
+//!   measures one chunk in [`SAMPLE_EVERY`] as it drops, and every [`LEARN_WINDOW`]
+//!   measures takes the largest, in whole pages ([`LocalSlot::end_window`]). The blocks it
+//!   holds are always of its current size; when the size changes, those of the old size go
+//!   back to the pool. A chunk that drops on another thread, or after the size changed,
+//!   gives its first block to the shards or the top chunks.
 //! - **Thread exit** marks the thread's slots `gone` under their mutex; the pool takes their
 //!   blocks at its next reclaim, and their chunk counts stay in its figures meanwhile.
 //! - **Pool drop** marks its slots `dead`: owners drop them from their lists when they next
@@ -28,6 +35,8 @@
 //!
 //! Under loom the local slots are off (loom does not model `std`'s thread-locals and
 //! atomics used here): every block goes through the shards, which loom checks.
+//!
+//! [`PoolBuilder::learn_first_block`]: crate::PoolBuilder::learn_first_block
 #![cfg_attr(loom, allow(dead_code))]
 
 use core::cell::{Cell, RefCell, UnsafeCell};
@@ -64,7 +73,7 @@ struct Learning {
     configured: usize,
 }
 
-/// The blocks a slot held when it learned a new size ([`LocalSlot::learn`]): on the
+/// The blocks a slot held when it learned a new size ([`LocalSlot::end_window`]): on the
 /// stack, as nothing on a chunk's way back allocates.
 pub(crate) type Stale = [Option<Block>; LOCAL_BLOCKS];
 
