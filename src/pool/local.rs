@@ -214,8 +214,8 @@ impl LocalSlot {
         learning.left = LEARN_WINDOW;
         let old = self.first_size();
         if size != old {
-            for slot in stale.iter_mut() {
-                *slot = self.pop().map(|ptr| Block { ptr, size: old });
+            for entry in stale.iter_mut() {
+                *entry = self.pop().map(|ptr| Block { ptr, size: old });
             }
             self.block_size.store(size, Ordering::Relaxed);
         }

@@ -87,9 +87,10 @@ impl<'de, T: DeserializeIn<'de, A>, A: Allocator + Copy> DeserializeIn<'de, A> f
 
             fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Vec<T, A>, S::Error> {
                 let hint = seq.size_hint();
-                let mut vec = match (hint, Staged::open()) {
-                    // No length announced: park the elements, then one exact `Vec`.
-                    (None, Some(mut staged)) => loop {
+                // No length announced: park the elements, then one exact `Vec`.
+                let staged = if hint.is_none() { Staged::open() } else { None };
+                let mut vec = match staged {
+                    Some(mut staged) => loop {
                         let Some(item) = seq.next_element_seed(In::<A, T>::new(self.0))? else {
                             return staged
                                 .into_vec(self.0, 0)
@@ -105,7 +106,7 @@ impl<'de, T: DeserializeIn<'de, A>, A: Allocator + Copy> DeserializeIn<'de, A> f
                             break vec;
                         }
                     },
-                    _ => Vec::new_in(self.0),
+                    None => Vec::new_in(self.0),
                 };
                 vec.try_reserve(cautious::<T>(hint)).map_err(|_| out_of_memory("a Vec"))?;
                 while let Some(item) = seq.next_element_seed(In::<A, T>::new(self.0))? {
