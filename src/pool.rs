@@ -604,7 +604,12 @@ impl Pool {
         let class = self.class_of(size);
         if class.is_some() || opens_chunk {
             let mut cache = self.shard().lock_counted();
-            if let Some(ptr) = class.and_then(|class| cache.pop(class, size)) {
+            // A first block of no class is a learned one, which the shard may keep too.
+            let cached = match class {
+                Some(class) => cache.pop(class, size),
+                None => cache.pop_run(size),
+            };
+            if let Some(ptr) = cached {
                 cache.chunks += isize::from(opens_chunk);
                 return Ok(Block { ptr, size });
             }
@@ -743,23 +748,23 @@ impl Pool {
     ) {
         let closes_chunk = closes.is_some();
         #[cfg(not(loom))]
-        let (blocks, policy_turn) = {
+        let (blocks, policy_turn, first) = {
             // First blocks go to the thread's local slot while it has room; the rest go on
             // to the shard. While the pool has memory to give back, every `POLICY_EVERY`th
             // release of the thread goes the shard's way and runs the downsizing policy,
             // which steady traffic through the slots would otherwise never reach.
             let (mut blocks, mut leftover, mut policy_turn) = (blocks.into_iter(), None, false);
-            let mut window_ended = false;
+            let (mut window_ended, mut first) = (false, 0);
             let excess = self.excess.load(Ordering::Relaxed);
             let all_local = self.with_local(|slot| {
                 if let Some(need) = closes.filter(|_| slot.tick()) {
                     window_ended = slot.learn(need());
                 }
+                first = slot.first_size();
                 if excess && slot.policy_turn() {
                     policy_turn = true;
                     return false;
                 }
-                let first = slot.first_size();
                 for block in blocks.by_ref() {
                     crate::asan::poison(block.ptr, block.size);
                     if block.size != first || !slot.push(block) {
@@ -776,11 +781,11 @@ impl Pool {
             if all_local {
                 return;
             }
-            (leftover.into_iter().chain(blocks), policy_turn)
+            (leftover.into_iter().chain(blocks), policy_turn, first)
         };
         #[cfg(loom)]
-        let policy_turn = false;
-        self.release_shared(blocks.into_iter(), closes_chunk, policy_turn);
+        let (policy_turn, first) = (false, 0);
+        self.release_shared(blocks.into_iter(), closes_chunk, policy_turn, first);
     }
 
     /// The thread's local slot ends a window of learning
@@ -793,18 +798,21 @@ impl Pool {
         let mut stale: local::Stale = [None; local::LOCAL_BLOCKS];
         self.with_local(|slot| slot.end_window(&mut stale));
         if stale[0].is_some() {
-            self.release_shared(stale.into_iter().flatten(), false, false);
+            self.release_shared(stale.into_iter().flatten(), false, false, 0);
         }
     }
 
     /// [`Pool::release`] past the local slot: the thread's shard, the top chunks, and the
-    /// downsizing policy when it is due or it is `policy_turn`.
+    /// downsizing policy when it is due or it is `policy_turn`. Blocks of `first` bytes,
+    /// the thread's first block size, may stay in the shard even if that is no class (a
+    /// learned size); 0 for none.
     #[inline(never)]
     fn release_shared(
         &self,
         mut blocks: impl Iterator<Item = Block>,
         closes_chunk: bool,
         policy_turn: bool,
+        first: usize,
     ) {
         let budget = self.shard_budget();
         // The blocks the shard does not keep, in batches on the stack: no global allocation
@@ -818,9 +826,10 @@ impl Pool {
                 for block in blocks.by_ref() {
                     // The block is the pool's again: nothing may touch it until it is lent.
                     crate::asan::poison(block.ptr, block.size);
-                    let cached = self
-                        .class_of(block.size)
-                        .is_some_and(|class| cache.push(class, block, budget));
+                    let cached = match self.class_of(block.size) {
+                        Some(class) => cache.push(class, block, budget),
+                        None => block.size == first && cache.push_run(block, budget),
+                    };
                     if !cached {
                         rest[len] = Some(block);
                         len += 1;

@@ -9,8 +9,8 @@
 //! - **A [`Chunk`]'s newest allocation**, from half a first block's size on: when it
 //!   outgrows the current block, the block itself grows in place over the free pages
 //!   above it ([`ProcessChunk::grow_current`]), so the vector stays on the fast path and
-//!   does not move. The first block while it is a first block's size is the exception:
-//!   those are what the threads' local slots recycle. When the block cannot grow, the
+//!   does not move. The chunk's first block is the exception: first blocks are what the
+//!   threads' local slots recycle, at the size they hold. When the block cannot grow, the
 //!   allocation moves: below the dedicated threshold to a successor sized for it and cut
 //!   where the memory above it is free; from the threshold on to a dedicated block taken
 //!   the same way, its bytes in the old block rewound, and the old block's grown end given
@@ -216,7 +216,7 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         // `ptr` lies in the current block (it is its newest allocation).
         let need = (ptr.addr().get() - current.addr().get()).checked_add(new.size())?;
         let grown = self.pool.run_size_for(bump::footprint(need))?;
-        if size != self.pool.first_block_size() && self.grow_current(current, size, grown) {
+        if current != self.first && self.grow_current(current, size, grown) {
             match self.state.resize(ptr, old.size(), new.size()) {
                 Resize::Done(start) => return Some(start),
                 Resize::NoRoom | Resize::NotNewest => {

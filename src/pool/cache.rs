@@ -4,6 +4,9 @@
 //! path; under the one pool-wide lock, threads would queue behind each other. So the pool
 //! has [`SHARDS`] shards, each a small cache of free blocks by size class behind a lock of
 //! its own, and every thread uses one shard (taken round-robin when the thread first asks).
+//! A shard also keeps a few first blocks of a learned size that is no class (whole pages,
+//! [`PoolBuilder::learn_first_block`](crate::PoolBuilder::learn_first_block)), for threads
+//! that keep more chunks alive than their local slot holds.
 //! In steady state a thread takes and gives back blocks in its own shard: an uncontended
 //! lock, no system call, no pool-wide lock, no shared counter. When a class is full or the
 //! shard holds its byte budget, blocks go on to the pool; [`Pool::trim`](crate::Pool::trim)
@@ -32,6 +35,8 @@ pub(crate) const SHARDS: usize = 8;
 pub(crate) const CLASSES: usize = 8;
 /// Blocks cached per class in one shard.
 const PER_CLASS: usize = 4;
+/// Learned first blocks (whole pages, of no class) cached in one shard.
+const RUNS: usize = 4;
 
 /// One shard, alone on its cache lines so that shards used by different cores do not
 /// slow each other down.
@@ -66,6 +71,9 @@ pub(crate) struct ShardCache {
     /// `blocks[k][..lens[k]]`: free blocks of class `k`, taken from the pool's top chunks.
     blocks: [[Option<NonNull<u8>>; PER_CLASS]; CLASSES],
     lens: [u8; CLASSES],
+    /// Free first blocks of a learned size that is no class (whole pages), which the
+    /// local slots of this shard's threads had no room for; each with its size.
+    runs: [Option<Block>; RUNS],
     /// Sum of the sizes of the cached blocks.
     pub(crate) bytes: usize,
     /// Chunks made minus chunks dropped through this shard (may be negative: a chunk made
@@ -90,6 +98,7 @@ impl ShardCache {
         ShardCache {
             blocks: [[None; PER_CLASS]; CLASSES],
             lens: [0; CLASSES],
+            runs: [None; RUNS],
             bytes: 0,
             chunks: 0,
             releases: 0,
@@ -123,6 +132,27 @@ impl ShardCache {
         true
     }
 
+    /// Takes a cached learned first block of exactly `size` bytes.
+    #[inline]
+    pub(crate) fn pop_run(&mut self, size: usize) -> Option<NonNull<u8>> {
+        let run = self.runs.iter_mut().find(|run| run.is_some_and(|b| b.size == size))?.take()?;
+        self.bytes -= size;
+        Some(run.ptr)
+    }
+
+    /// Caches `block`, a learned first block, unless the runs are full or the shard would
+    /// hold more than `budget` bytes; returns whether it did.
+    #[inline]
+    pub(crate) fn push_run(&mut self, block: Block, budget: usize) -> bool {
+        if self.bytes + block.size > budget {
+            return false;
+        }
+        let Some(free) = self.runs.iter_mut().find(|run| run.is_none()) else { return false };
+        *free = Some(block);
+        self.bytes += block.size;
+        true
+    }
+
     /// Counts a release into this shard; true when the downsizing policy is due.
     #[inline]
     pub(crate) fn policy_due(&mut self) -> bool {
@@ -141,6 +171,7 @@ impl ShardCache {
                     .map(|&ptr| Block { ptr, size: smallest_block << class }),
             );
         }
+        out.extend(self.runs.iter().flatten());
     }
 
     /// Empties the cache into `out`; class `k` blocks are `smallest_block << k` bytes.
@@ -155,6 +186,7 @@ impl ShardCache {
             );
             self.lens[class] = 0;
         }
+        out.extend(self.runs.iter_mut().filter_map(Option::take));
         self.bytes = 0;
     }
 }

@@ -252,3 +252,68 @@ fn a_sync_chunk_teaches_the_same() {
     }
     assert_eq!(fixed.sync_chunk().stats().capacity_bytes, 16 * KIB);
 }
+
+#[test]
+fn learned_blocks_past_the_slot_stay_in_the_shard() {
+    // 20 KiB of data and a header: 24 KiB first blocks, whole pages of no size class.
+    let pool = Pool::builder().learn_first_block(true).build().unwrap();
+    let need = Layout::from_size_align(20 * KIB, 8).unwrap();
+    assert_eq!(
+        learned(&pool, |chunk| {
+            chunk.alloc_layout(need);
+        }),
+        24 * KIB
+    );
+    // A thread that keeps four chunks alive at once: two first blocks come from its local
+    // slot, the other two from its shard, and none from the top chunks after a warm-up.
+    let four = || {
+        let chunks: Vec<_> = (0..4).map(|_| pool.chunk()).collect();
+        for chunk in &chunks {
+            assert_eq!(chunk.stats().capacity_bytes, 24 * KIB);
+            chunk.alloc_layout(need);
+        }
+    };
+    four();
+    let warm = pool.stats();
+    for _ in 0..scaled(100, 10) {
+        four();
+    }
+    let after = pool.stats();
+    assert_eq!(after.pool_lock_calls, warm.pool_lock_calls, "{warm}\n{after}");
+    // Two blocks in the slot, two in the shard (beside what it held before it learned).
+    assert_eq!(after.cached_bytes, warm.cached_bytes, "{warm}\n{after}");
+    assert!(after.cached_bytes >= 4 * 24 * KIB, "{after}");
+    check(&pool);
+    // A trim gives them back to the top chunks.
+    pool.trim();
+    assert_eq!(pool.stats().cached_bytes, 0);
+    check(&pool);
+}
+
+#[test]
+fn a_learned_first_block_never_grows_in_place() {
+    use perfloc::allocator_api2::vec::Vec;
+    let pool = Pool::builder().learn_first_block(true).build().unwrap();
+    let need = Layout::from_size_align(20 * KIB, 8).unwrap();
+    assert_eq!(
+        learned(&pool, |chunk| {
+            chunk.alloc_layout(need);
+        }),
+        24 * KIB
+    );
+    // A vector outgrows the first block while it is the newest allocation: it moves to a
+    // successor, and the first block keeps the size the thread's slot takes back.
+    let chunk = pool.chunk();
+    let mut v: Vec<u8, _> = Vec::with_capacity_in(12 * KIB, &chunk);
+    v.extend_from_slice(&[1; 100]);
+    v.reserve_exact(28 * KIB);
+    let stats = chunk.stats();
+    assert_eq!(stats.blocks, 2, "{stats}");
+    assert_eq!(v.len(), 100);
+    drop(v);
+    drop(chunk);
+    let warm = pool.stats();
+    assert_eq!(pool.chunk().stats().capacity_bytes, 24 * KIB);
+    assert_eq!(pool.stats().pool_lock_calls, warm.pool_lock_calls, "from the slot");
+    check(&pool);
+}
