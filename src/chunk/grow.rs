@@ -16,7 +16,8 @@
 //!   the same way, its bytes in the old block rewound, and the old block's grown end given
 //!   back to the pool ([`ProcessChunk::trim_current`]).
 //! - **A [`SyncChunk`]'s blocks never grow** (other threads read their size without a
-//!   lock): its newest allocation moves through successors sized for it, then to a
+//!   lock): its newest allocation moves through successors sized for it with room to
+//!   double once more (whole pages, [`ProcessChunk::push_growable_successor`]), then to a
 //!   dedicated block from [`GROWABLE_NEWEST`] on (growth in a dedicated block takes the
 //!   slow path and its mutex at every step).
 //! - **Anything else moves**: to a dedicated block from the threshold on, else to a fresh

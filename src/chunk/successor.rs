@@ -28,6 +28,7 @@ use core::sync::atomic::Ordering;
 
 use allocator_api2::alloc::AllocError;
 
+use super::grow::GROWABLE_NEWEST;
 #[cfg(doc)]
 use super::state::StateOps;
 use super::state::{self, Refusal, Slow};
@@ -142,16 +143,34 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         ptr
     }
 
-    /// Allocates `layout` at the start of a new successor block sized for it (at least the
-    /// next successor's size) and cut by [`Pool::acquire_run`], so that its buddies
-    /// stay free for [`ProcessChunk::grow_current`]. Within the chunk's limit; with
-    /// nothing changed on failure.
+    /// Allocates `layout`, a growing allocation, at the start of a new successor block (at
+    /// least the next successor's size) and makes it current. A [`Chunk`]'s is a power of
+    /// two cut by [`Pool::acquire_run`], so that its buddies stay free for
+    /// [`ProcessChunk::grow_current`]; a [`SyncChunk`]'s, whose blocks never grow, is
+    /// whole pages with room for `layout` to double once more, below
+    /// [`GROWABLE_NEWEST`]. Within the chunk's limit; with nothing changed on failure.
+    ///
+    /// [`Chunk`]: crate::Chunk
+    /// [`SyncChunk`]: crate::SyncChunk
     pub(super) fn push_growable_successor(
         &self,
         layout: Layout,
     ) -> Result<NonNull<u8>, AllocError> {
-        let need = bump::regular_need(HEADER, layout, os::page_size());
-        let Some(size) = need.and_then(|need| self.pool.block_size_for(need)) else {
+        let page = os::page_size();
+        let size = if K::SHARED {
+            // Its blocks never grow: whole pages, with room for the allocation to double in
+            // place once more (as a `Chunk`'s block would grow under it) unless it would
+            // then move to a dedicated block anyway.
+            let twice = layout.size().saturating_mul(2);
+            let room = if twice < GROWABLE_NEWEST { twice } else { layout.size() };
+            Layout::from_size_align(room, layout.align())
+                .ok()
+                .and_then(|room| bump::regular_need(HEADER, room, page))
+                .and_then(|need| self.pool.run_size_for(need))
+        } else {
+            bump::regular_need(HEADER, layout, page).and_then(|need| self.pool.block_size_for(need))
+        };
+        let Some(size) = size else {
             return Err(self.no_block_holds_it());
         };
         self.state.slow(|slow| {

@@ -290,6 +290,35 @@ fn the_newest_allocation_grows_and_shrinks_in_place() {
 }
 
 #[test]
+fn a_growing_newest_vector_takes_a_successor_with_room_to_double() {
+    // A `SyncChunk`'s blocks never grow: the vector that outgrows the 16 KiB first block
+    // moves to a successor of whole pages with room for its next doubling, so it moves
+    // once on the way from 16 to 32 KiB (into a 36 KiB block), not twice (into 32 and
+    // 64 KiB blocks).
+    let pool = Pool::new();
+    let chunk = pool.sync_chunk();
+    let mut v: Vec<u8, &SyncChunk> = Vec::with_capacity_in(8 * KIB, &chunk);
+    v.extend_from_slice(&[5; 8 * KIB]);
+    let mut moves = 0;
+    for _ in 0..3 {
+        let at = v.as_ptr();
+        v.reserve(v.capacity()); // doubles: 16, then 32 KiB
+        v.extend_from_slice(&vec![5; v.capacity() - v.len()]);
+        moves += usize::from(v.as_ptr() != at);
+    }
+    assert_eq!(v.capacity(), 64 * KIB);
+    let stats = chunk.stats();
+    // 16 KiB: no room in the first block, a move; 32 KiB: in place; 64 KiB: a successor
+    // for it (doubling past it would reach `GROWABLE_NEWEST`, 128 KiB).
+    assert_eq!(moves, 2, "{stats}");
+    assert_eq!(stats.capacity_bytes, (16 + 36 + 68) * KIB, "{stats}");
+    assert!(all_bytes(&v, 5));
+    drop(v);
+    drop(chunk);
+    check(&pool);
+}
+
+#[test]
 fn dedicated_blocks_go_back_on_dealloc_and_after_shrink() {
     let pool = limited(4 * MIB);
     let chunk = pool.sync_chunk();
