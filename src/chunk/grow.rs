@@ -19,7 +19,8 @@
 //!   lock): its newest allocation moves through successors sized for it with room to
 //!   double once more (whole pages, [`ProcessChunk::push_growable_successor`]), then to a
 //!   dedicated block from [`GROWABLE_NEWEST`] on (growth in a dedicated block takes the
-//!   slow path and its mutex at every step).
+//!   slow path and its mutex at every step); one that doubles takes its dedicated block
+//!   from the dedicated threshold on (a few steps).
 //! - **Anything else moves**: to a dedicated block from the threshold on, else to a fresh
 //!   allocation ([`ProcessChunk::relocate`]); the old copy is deallocated, which rewinds
 //!   it or gives its dedicated block back.
@@ -57,7 +58,9 @@ use crate::{asan, bump, os};
 /// moves to a dedicated block that can grow in place ([`Pool::acquire_run`]) rather than
 /// to a successor sized for it. Smaller ones keep growing on the fast path in successors:
 /// growth in a dedicated block takes the slow path, under the chunk's mutex, which would
-/// cost a vector grown by `reserve_exact(1)` more than the copies it saves.
+/// cost a vector grown by `reserve_exact(1)` more than the copies it saves. One that
+/// doubles moves to its dedicated block from the dedicated threshold on: it grows in a few
+/// steps.
 pub(super) const GROWABLE_NEWEST: usize = 128 * 1024;
 
 impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
@@ -167,7 +170,11 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
             large = grown.is_some();
         }
         let growing = new.size() >= self.pool.first_block_size() / 2;
-        if K::SHARED && newest && !large && growing && new.size() < GROWABLE_NEWEST {
+        // A vector that doubles past the dedicated threshold would reach `GROWABLE_NEWEST`
+        // within a few steps, each a move: its dedicated block now, where it grows in place.
+        let doubling =
+            new.size() / 2 >= old.size() && new.size() >= self.pool.dedicated_threshold();
+        if K::SHARED && newest && !large && growing && !doubling && new.size() < GROWABLE_NEWEST {
             // A `SyncChunk`'s newest allocation goes on growing on the fast path in a
             // successor sized for it: growth in a dedicated block takes the slow path (and
             // its mutex) at every step, which would cost a vector grown by `reserve_exact(1)`

@@ -290,11 +290,12 @@ fn the_newest_allocation_grows_and_shrinks_in_place() {
 }
 
 #[test]
-fn a_growing_newest_vector_takes_a_successor_with_room_to_double() {
+fn a_growing_newest_vector_takes_room_to_double_then_a_dedicated_block() {
     // A `SyncChunk`'s blocks never grow: the vector that outgrows the 16 KiB first block
     // moves to a successor of whole pages with room for its next doubling, so it moves
     // once on the way from 16 to 32 KiB (into a 36 KiB block), not twice (into 32 and
-    // 64 KiB blocks).
+    // 64 KiB blocks). Doubling past the dedicated threshold, it takes a dedicated block
+    // (64 KiB, whole pages), which grows in place from then on.
     let pool = Pool::new();
     let chunk = pool.sync_chunk();
     let mut v: Vec<u8, &SyncChunk> = Vec::with_capacity_in(8 * KIB, &chunk);
@@ -302,19 +303,28 @@ fn a_growing_newest_vector_takes_a_successor_with_room_to_double() {
     let mut moves = 0;
     for _ in 0..3 {
         let at = v.as_ptr();
-        v.reserve(v.capacity()); // doubles: 16, then 32 KiB
+        v.reserve(v.capacity()); // doubles: 16, 32, then 64 KiB
         v.extend_from_slice(&vec![5; v.capacity() - v.len()]);
         moves += usize::from(v.as_ptr() != at);
     }
     assert_eq!(v.capacity(), 64 * KIB);
     let stats = chunk.stats();
-    // 16 KiB: no room in the first block, a move; 32 KiB: in place; 64 KiB: a successor
-    // for it (doubling past it would reach `GROWABLE_NEWEST`, 128 KiB).
     assert_eq!(moves, 2, "{stats}");
-    assert_eq!(stats.capacity_bytes, (16 + 36 + 68) * KIB, "{stats}");
+    assert_eq!((stats.dedicated_blocks, stats.dedicated_bytes), (1, 64 * KIB), "{stats}");
+    assert_eq!(stats.capacity_bytes, (16 + 36 + 64) * KIB, "{stats}");
+    // Growth by small steps keeps to successors below `GROWABLE_NEWEST` (128 KiB): a
+    // dedicated block would take the chunk's mutex at every step.
+    let other = pool.sync_chunk();
+    let mut w: Vec<u8, &SyncChunk> = Vec::new_in(&other);
+    for i in 0..scaled(100 * KIB, 40 * KIB) {
+        w.reserve_exact(1);
+        w.push(i as u8);
+    }
+    assert_eq!(other.stats().dedicated_blocks, 0, "{}", other.stats());
     assert!(all_bytes(&v, 5));
-    drop(v);
-    drop(chunk);
+    assert!(w.iter().enumerate().all(|(i, &b)| b == i as u8));
+    drop((v, w));
+    drop((chunk, other));
     check(&pool);
 }
 
