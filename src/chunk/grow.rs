@@ -170,10 +170,7 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
             large = grown.is_some();
         }
         let growing = new.size() >= self.pool.first_block_size() / 2;
-        // A vector that doubles past the dedicated threshold would reach `GROWABLE_NEWEST`
-        // within a few steps, each a move: its dedicated block now, where it grows in place.
-        let doubling =
-            new.size() / 2 >= old.size() && new.size() >= self.pool.dedicated_threshold();
+        let doubling = self.doubles_past_threshold(old, new);
         if K::SHARED && newest && !large && growing && !doubling && new.size() < GROWABLE_NEWEST {
             // A `SyncChunk`'s newest allocation goes on growing on the fast path in a
             // successor sized for it: growth in a dedicated block takes the slow path (and
@@ -199,6 +196,14 @@ impl<'pool, K: BumpState> ProcessChunk<'pool, K> {
         }
         // SAFETY: the caller's contract is `relocate`'s.
         unsafe { self.relocate(ptr, old, new) }
+    }
+
+    /// Whether an allocation of the dedicated threshold or more doubles: a vector growing
+    /// geometrically, which a [`SyncChunk`] moves to its dedicated block at once (where it
+    /// grows in place in a few steps) rather than to another successor it would soon
+    /// outgrow.
+    fn doubles_past_threshold(&self, old: Layout, new: Layout) -> bool {
+        old.size() >= self.pool.dedicated_threshold() && new.size() / 2 >= old.size()
     }
 
     /// A [`Chunk`]'s newest allocation outgrew its block: grows the block in place
