@@ -253,17 +253,21 @@ fn a_sync_chunk_teaches_the_same() {
     assert_eq!(fixed.sync_chunk().stats().capacity_bytes, 16 * KIB);
 }
 
-#[test]
-fn learned_blocks_past_the_slot_stay_in_the_shard() {
-    // 20 KiB of data and a header: 24 KiB first blocks, whole pages of no size class.
+/// A learning pool whose thread has learned 24 KiB first blocks (whole pages, of no size
+/// class) from chunks that allocate 20 KiB, and that layout.
+fn learned_24_kib() -> (Pool, Layout) {
     let pool = Pool::builder().learn_first_block(true).build().unwrap();
     let need = Layout::from_size_align(20 * KIB, 8).unwrap();
-    assert_eq!(
-        learned(&pool, |chunk| {
-            chunk.alloc_layout(need);
-        }),
-        24 * KIB
-    );
+    let first = learned(&pool, |chunk| {
+        chunk.alloc_layout(need);
+    });
+    assert_eq!(first, 24 * KIB, "20 KiB and a header");
+    (pool, need)
+}
+
+#[test]
+fn learned_blocks_past_the_slot_stay_in_the_shard() {
+    let (pool, need) = learned_24_kib();
     // A thread that keeps four chunks alive at once: two first blocks come from its local
     // slot, the other two from its shard, and none from the top chunks after a warm-up.
     let four = || {
@@ -293,14 +297,7 @@ fn learned_blocks_past_the_slot_stay_in_the_shard() {
 #[test]
 fn a_learned_first_block_never_grows_in_place() {
     use perfloc::allocator_api2::vec::Vec;
-    let pool = Pool::builder().learn_first_block(true).build().unwrap();
-    let need = Layout::from_size_align(20 * KIB, 8).unwrap();
-    assert_eq!(
-        learned(&pool, |chunk| {
-            chunk.alloc_layout(need);
-        }),
-        24 * KIB
-    );
+    let (pool, _) = learned_24_kib();
     // A vector outgrows the first block while it is the newest allocation: it moves to a
     // successor, and the first block keeps the size the thread's slot takes back.
     let chunk = pool.chunk();
