@@ -299,12 +299,13 @@ fn a_growing_newest_vector_takes_room_to_double_then_a_dedicated_block() {
     let pool = Pool::new();
     let chunk = pool.sync_chunk();
     let mut v: Vec<u8, &SyncChunk> = Vec::with_capacity_in(8 * KIB, &chunk);
-    v.extend_from_slice(&[5; 8 * KIB]);
+    append_filled(&mut v, 5, 8 * KIB);
     let mut moves = 0;
     for _ in 0..3 {
         let at = v.as_ptr();
         v.reserve(v.capacity()); // doubles: 16, 32, then 64 KiB
-        v.extend_from_slice(&vec![5; v.capacity() - v.len()]);
+        let room = v.capacity() - v.len();
+        append_filled(&mut v, 5, room);
         moves += usize::from(v.as_ptr() != at);
     }
     assert_eq!(v.capacity(), 64 * KIB);
@@ -315,14 +316,15 @@ fn a_growing_newest_vector_takes_room_to_double_then_a_dedicated_block() {
     // Growth by small steps keeps to successors below `GROWABLE_NEWEST` (128 KiB): a
     // dedicated block would take the chunk's mutex at every step.
     let other = pool.sync_chunk();
-    let mut w: Vec<u8, &SyncChunk> = Vec::new_in(&other);
-    for i in 0..scaled(100 * KIB, 40 * KIB) {
-        w.reserve_exact(1);
-        w.push(i as u8);
+    let mut w: Vec<u8, &SyncChunk> = Vec::with_capacity_in(12 * KIB, &other);
+    append_filled(&mut w, 7, 12 * KIB);
+    while w.len() < 100 * KIB {
+        w.reserve_exact(KIB);
+        append_filled(&mut w, 7, KIB);
     }
     assert_eq!(other.stats().dedicated_blocks, 0, "{}", other.stats());
     assert!(all_bytes(&v, 5));
-    assert!(w.iter().enumerate().all(|(i, &b)| b == i as u8));
+    assert!(all_bytes(&w, 7));
     drop((v, w));
     drop((chunk, other));
     check(&pool);
