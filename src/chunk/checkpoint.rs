@@ -26,9 +26,14 @@
 //!    checkpoint takes a new one) but keeps the large-block count (below): no earlier
 //!    checkpoint matches, so a scope whose closure resets the chunk leaves it as the
 //!    closure left it.
-//! 3. **Its block is in the chain now**, and its cursor lies in that block's data (after
-//!    the header, before the end): the rewind never touches a header, nor a block the chunk
-//!    no longer holds.
+//! 3. **Its block is in the chain now**, and its cursor lies after that block's header:
+//!    the rewind never touches a header, nor a block the chunk no longer holds. A cursor
+//!    past the block's end is clamped to it. That happens to a checkpoint taken at the end
+//!    of a vector whose block grew in place for it, when the vector moved on to a
+//!    dedicated block and the block gave its grown end back
+//!    ([`ProcessChunk::trim_current`]): the vector was the block's newest allocation, so
+//!    everything past the new end was its, and every allocation made before the
+//!    checkpoint stays.
 //! 4. **Every large node the rewind keeps lies before the checkpoint's position.** A node is
 //!    kept when its number is at most the checkpoint's `large_made`. Numbers grow with every
 //!    large block the chunk makes and are never reset, so a kept node was made before the
@@ -213,8 +218,9 @@ impl<K: BumpState> ProcessChunk<'_, K> {
     }
 
     /// True if `checkpoint`, one of this chunk's, denotes a position in it: its block is in
-    /// the chain and its cursor inside that block's data (condition 3 of the module docs,
-    /// which makes 4 hold; the caller checked 1 and 2).
+    /// the chain and its cursor after that block's header (condition 3 of the module docs,
+    /// which makes 4 hold; the caller checked 1 and 2). A cursor past the block's end is
+    /// clamped by the rewind.
     fn holds(&self, checkpoint: &Checkpoint) -> bool {
         // The usual case first: the checkpoint's block is still the current one.
         let current = self.state.current();
@@ -223,8 +229,7 @@ impl<K: BumpState> ProcessChunk<'_, K> {
             // SAFETY: chain blocks have initialised headers (invariant 1).
             let h = unsafe { header.as_ref() };
             if header == checkpoint.block {
-                let start = data_start(header).addr().get();
-                return (start..=header.addr().get() + h.size).contains(&checkpoint.cursor);
+                return checkpoint.cursor >= data_start(header).addr().get();
             }
             cur = NonNull::new(h.next.load(Ordering::Acquire));
         }
@@ -267,10 +272,13 @@ impl<K: BumpState> ProcessChunk<'_, K> {
         slow.next_size = checkpoint.next_size;
         slow.refusal = slow.refusal.forget_last();
         let start = data_start(block);
-        // SAFETY: the caller checked `start <= checkpoint.cursor <= end of the block`.
-        let cursor = unsafe { start.add(checkpoint.cursor - start.addr().get()) };
+        // Past the end only after the block gave its grown end back (condition 3).
+        let at = checkpoint.cursor.min(block.addr().get() + size);
+        // SAFETY: the caller checked `start <= checkpoint.cursor`, and `at` is at most the
+        // end of the block.
+        let cursor = unsafe { start.add(at - start.addr().get()) };
         self.state.restore(block, cursor);
-        asan::poison(cursor, block.addr().get() + size - checkpoint.cursor);
+        asan::poison(cursor, block.addr().get() + size - at);
     }
 }
 
