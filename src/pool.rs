@@ -346,8 +346,8 @@ impl Pool {
 
     /// A snapshot of the pool's figures; `Display` prints it as a report.
     ///
-    /// For [`PoolStats::resident_in_use_bytes`] it asks the OS which pages of the top chunks
-    /// are resident: one `mincore` call per 16 MiB mapped (with 4 KiB pages), made while it
+    /// For [`PoolStats::resident_in_use_bytes`] and [`PoolStats::resident_free_bytes`] it
+    /// asks the OS which pages of the top chunks are resident: one `mincore` call per 16 MiB mapped (with 4 KiB pages), made while it
     /// holds the pool's lock.
     ///
     /// ```
@@ -370,17 +370,22 @@ impl Pool {
         }
         let state = self.lock();
         let in_use = state.lent_bytes.saturating_sub(cached);
+        let (lent_resident, free_resident) = state
+            .top_chunks
+            .iter()
+            .map(TopChunk::resident_bytes)
+            .fold((0, 0), |(lent, free), (l, f)| (lent + l, free + f));
+        // Cached blocks are lent by the top chunks but free for the pool: the resident
+        // pages of lent blocks beyond `in_use` are theirs.
+        let resident_in_use = lent_resident.min(in_use);
+        let free_bytes = state.mapped_bytes - in_use;
         PoolStats {
             top_chunks: state.top_chunks.len(),
             mapped_bytes: state.mapped_bytes,
             in_use_bytes: in_use,
-            resident_in_use_bytes: state
-                .top_chunks
-                .iter()
-                .map(|top| top.resident_bytes().0)
-                .sum::<usize>()
-                .min(in_use),
-            free_bytes: state.mapped_bytes - in_use,
+            resident_in_use_bytes: resident_in_use,
+            free_bytes,
+            resident_free_bytes: (free_resident + lent_resident - resident_in_use).min(free_bytes),
             cached_bytes: cached,
             pool_lock_calls: state.lock_calls,
             shard_lock_calls: shard_locks,

@@ -13,7 +13,7 @@ use core::fmt;
 /// let chunk = pool.chunk();
 /// println!("{}", pool.stats());
 /// // perfloc pool: 1.0 MiB mapped in 1 top chunk (peak 1.0 MiB)
-/// //   in use 16.0 KiB (4.0 KiB resident, 25%) by 1 live chunk; free 1008.0 KiB, of which 0 B purged and 0 B cached for the threads
+/// //   in use 16.0 KiB (4.0 KiB resident, 25%) by 1 live chunk; free 1008.0 KiB (0 B resident), of which 0 B purged and 0 B cached for the threads
 /// //   system calls: 1 mmap, 0 munmap, 0 madvise; 0 B given back to the OS; pool lock taken 1 times, shard locks 2
 /// //   top chunk        size      in use        free      purged
 /// //          #0     1.0 MiB    16.0 KiB  1008.0 KiB         0 B
@@ -46,6 +46,13 @@ pub struct PoolStats {
     pub resident_in_use_bytes: usize,
     /// Bytes of free blocks, reusable without a system call (`mapped - in_use`).
     pub free_bytes: usize,
+    /// Of `free_bytes`, those in pages resident in memory (`mincore`, as for
+    /// `resident_in_use_bytes`): free memory the OS still backs, which the pool keeps for
+    /// the next chunks until [`decay`](crate::PoolBuilder::decay) or
+    /// [`Pool::trim`](crate::Pool::trim) gives it back (beyond
+    /// [`retain`](crate::PoolBuilder::retain)). Untouched and purged pages are not counted.
+    /// With `resident_in_use_bytes`, the pool's share of the process's resident set.
+    pub resident_free_bytes: usize,
     /// Of `free_bytes`, those purged with `madvise`: still mapped, no longer resident.
     pub purged_bytes: usize,
     /// Of `free_bytes`, those cached in the threads' local slots and shards, ready for their
@@ -193,11 +200,12 @@ impl fmt::Display for PoolStats {
         };
         writeln!(
             f,
-            "  in use {} ({} resident, {resident_share:.0}%) by {}; free {}, of which {} purged and {} cached for the threads",
+            "  in use {} ({} resident, {resident_share:.0}%) by {}; free {} ({} resident), of which {} purged and {} cached for the threads",
             Bytes(self.in_use_bytes),
             Bytes(self.resident_in_use_bytes),
             plural(self.live_chunks, "live chunk"),
             Bytes(self.free_bytes),
+            Bytes(self.resident_free_bytes),
             Bytes(self.purged_bytes),
             Bytes(self.cached_bytes)
         )?;

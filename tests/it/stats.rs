@@ -92,3 +92,46 @@ fn pool_stats_tell_how_much_of_in_use_is_resident() {
     drop((written, untouched));
     assert_eq!(pool.stats().resident_in_use_bytes, 0, "nothing in use");
 }
+
+#[test]
+fn pool_stats_tell_how_much_free_memory_stays_resident() {
+    // Nothing goes back by itself: only `trim` gives free memory back.
+    let pool = Pool::builder()
+        .first_top_chunk_size(scaled(64 * MIB, 4 * MIB))
+        .retain(0)
+        .decay(std::time::Duration::MAX)
+        .build()
+        .unwrap();
+    // A live chunk keeps the top chunk mapped through the trim below.
+    let keeper = pool.chunk();
+    let size = scaled(MIB, 64 * KIB);
+    let written = pool.chunk();
+    // SAFETY: a fresh allocation of `size` bytes, written whole.
+    unsafe {
+        let layout = Layout::from_size_align(size, 4096).unwrap();
+        written.alloc_layout(layout).as_ptr().write_bytes(0xA5, size);
+    }
+    let before = pool.stats();
+    drop(written);
+    let after = pool.stats();
+    assert!(after.resident_free_bytes <= after.free_bytes, "{after}");
+    if MINCORE {
+        let freed = after.resident_free_bytes - before.resident_free_bytes;
+        assert!(freed >= size, "the written pages stay resident once free\n{after}");
+    } else {
+        assert_eq!(after.resident_free_bytes, after.free_bytes, "all counts as resident");
+    }
+    let report = after.to_string();
+    assert!(report.contains(" resident), of which "), "the free memory's share\n{report}");
+
+    assert!(pool.trim() >= size);
+    let trimmed = pool.stats();
+    assert_eq!(trimmed.top_chunks, 1, "{trimmed}");
+    if MINCORE {
+        assert_eq!(trimmed.resident_free_bytes, 0, "trim purged every free page\n{trimmed}");
+    } else {
+        assert_eq!(trimmed.resident_free_bytes, trimmed.free_bytes, "{trimmed}");
+    }
+    check(&pool);
+    drop(keeper);
+}

@@ -95,13 +95,15 @@ impl Service {
     }
 
     /// `GET /stats`: the handler, the allocator, the request count and the global pool's
-    /// figures (which stay at zero for [`Handler::Global`]).
+    /// figures (which stay at zero for [`Handler::Global`]), with how much of its memory in
+    /// use and free is resident (`mincore`, one call per 16 MiB mapped).
     fn stats(&self) -> std::string::String {
         let pool = perfloc::Pool::global().stats();
         format!(
             concat!(
                 "{{\"handler\":\"{}\",\"allocator\":\"{}\",\"requests\":{},\"pool\":{{",
-                "\"mapped_bytes\":{},\"in_use_bytes\":{},\"free_bytes\":{},\"purged_bytes\":{},",
+                "\"mapped_bytes\":{},\"in_use_bytes\":{},\"resident_in_use_bytes\":{},",
+                "\"free_bytes\":{},\"resident_free_bytes\":{},\"purged_bytes\":{},",
                 "\"cached_bytes\":{},\"peak_mapped_bytes\":{},\"live_chunks\":{},",
                 "\"mmap_calls\":{},\"munmap_calls\":{},\"madvise_calls\":{}}}}}\n"
             ),
@@ -113,7 +115,9 @@ impl Service {
             self.requests.load(Ordering::Relaxed),
             pool.mapped_bytes,
             pool.in_use_bytes,
+            pool.resident_in_use_bytes,
             pool.free_bytes,
+            pool.resident_free_bytes,
             pool.purged_bytes,
             pool.cached_bytes,
             pool.peak_mapped_bytes,

@@ -136,7 +136,9 @@ async fn stats_report_the_pool_and_the_requests() {
     assert!(pool["mmap_calls"].as_u64().unwrap() >= 1, "{pool}");
     for field in [
         "in_use_bytes",
+        "resident_in_use_bytes",
         "free_bytes",
+        "resident_free_bytes",
         "purged_bytes",
         "cached_bytes",
         "peak_mapped_bytes",
