@@ -119,6 +119,8 @@ struct PoolState {
     /// Bytes of blocks taken from the top chunks (by live chunks or shard caches):
     /// `mapped_bytes` minus the free bytes.
     lent_bytes: usize,
+    /// The most `lent_bytes` ever.
+    peak_lent_bytes: usize,
     /// Free bytes purged with `madvise`: the sum over `top_chunks`.
     purged_bytes: usize,
     peak_mapped_bytes: usize,
@@ -134,6 +136,12 @@ struct PoolState {
 }
 
 impl PoolState {
+    /// Counts `bytes` more lent out, and their peak.
+    fn lend(&mut self, bytes: usize) {
+        self.lent_bytes += bytes;
+        self.peak_lent_bytes = self.peak_lent_bytes.max(self.lent_bytes);
+    }
+
     /// With the `check-invariants` feature, panics if the bookkeeping is broken.
     #[inline]
     fn check_if_enabled(&self) {
@@ -178,6 +186,12 @@ impl PoolState {
                 "lent bytes {} but mapped - free = {}",
                 state.lent_bytes,
                 mapped - free
+            ));
+        }
+        if state.peak_lent_bytes < state.lent_bytes {
+            return Err(format!(
+                "peak lent bytes {} below lent bytes {}",
+                state.peak_lent_bytes, state.lent_bytes
             ));
         }
         Ok(())
@@ -245,6 +259,7 @@ impl Pool {
                 next_top_size: config.first_top_chunk_size,
                 mapped_bytes: 0,
                 lent_bytes: 0,
+                peak_lent_bytes: 0,
                 purged_bytes: 0,
                 peak_mapped_bytes: 0,
                 released_bytes: 0,
@@ -391,6 +406,7 @@ impl Pool {
             shard_lock_calls: shard_locks,
             purged_bytes: state.purged_bytes,
             peak_mapped_bytes: state.peak_mapped_bytes,
+            peak_lent_bytes: state.peak_lent_bytes,
             released_bytes: state.released_bytes,
             live_chunks: usize::try_from(chunks).unwrap_or(0),
             mmap_calls: state.mmap_calls,
@@ -703,7 +719,7 @@ impl Pool {
             let ptr =
                 top.alloc(size, growable).expect("the top chunk has a free block of this size");
             state.purged_bytes -= purged_before - top.purged_bytes();
-            state.lent_bytes += size;
+            state.lend(size);
             let plan =
                 if mapped { self.downsize(state, Instant::now()) } else { GiveBack::default() };
             state.check_if_enabled();
@@ -730,7 +746,7 @@ impl Pool {
             return false;
         }
         state.purged_bytes -= purged_before - top.purged_bytes();
-        state.lent_bytes += new_size - block.size;
+        state.lend(new_size - block.size);
         state.check_if_enabled();
         true
     }

@@ -12,7 +12,7 @@ use core::fmt;
 /// let pool = perfloc::Pool::new();
 /// let chunk = pool.chunk();
 /// println!("{}", pool.stats());
-/// // perfloc pool: 1.0 MiB mapped in 1 top chunk (peak 1.0 MiB)
+/// // perfloc pool: 1.0 MiB mapped in 1 top chunk (peak 1.0 MiB, of which 16.0 KiB lent at most)
 /// //   in use 16.0 KiB (4.0 KiB resident, 25%) by 1 live chunk; free 1008.0 KiB (0 B resident), of which 0 B purged and 0 B cached for the threads
 /// //   system calls: 1 mmap, 0 munmap, 0 madvise; 0 B given back to the OS; pool lock taken 1 times, shard locks 2
 /// //   top chunk        size      in use        free      purged
@@ -60,6 +60,10 @@ pub struct PoolStats {
     pub cached_bytes: usize,
     /// The most bytes ever mapped at once.
     pub peak_mapped_bytes: usize,
+    /// The most bytes ever lent out at once by the top chunks: to live chunks, and to the
+    /// threads' local slots and shards (so at least the peak of `in_use_bytes`). What the
+    /// pool needed at its busiest; memory mapped beyond it was never all needed at once.
+    pub peak_lent_bytes: usize,
     /// Bytes given back to the OS so far, by `munmap` or `madvise`.
     pub released_bytes: u64,
     /// Process chunks made from this pool and not yet dropped.
@@ -188,10 +192,11 @@ impl fmt::Display for PoolStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "perfloc pool: {} mapped in {} (peak {})",
+            "perfloc pool: {} mapped in {} (peak {}, of which {} lent at most)",
             Bytes(self.mapped_bytes),
             plural(self.top_chunks, "top chunk"),
-            Bytes(self.peak_mapped_bytes)
+            Bytes(self.peak_mapped_bytes),
+            Bytes(self.peak_lent_bytes)
         )?;
         let resident_share = if self.in_use_bytes == 0 {
             0.0

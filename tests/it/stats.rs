@@ -135,3 +135,27 @@ fn pool_stats_tell_how_much_free_memory_stays_resident() {
     check(&pool);
     drop(keeper);
 }
+
+#[test]
+fn pool_stats_keep_the_peak_of_lent_memory() {
+    let pool = small_pool();
+    let size = scaled(MIB, 64 * KIB);
+    let chunks: Vec<_> = (0..4)
+        .map(|_| {
+            let chunk = pool.chunk();
+            chunk.alloc_layout(Layout::from_size_align(size, 8).unwrap());
+            chunk
+        })
+        .collect();
+    let busy = pool.stats();
+    assert!(busy.peak_lent_bytes >= busy.in_use_bytes, "{busy}");
+    assert!(busy.in_use_bytes >= 4 * size, "{busy}");
+    drop(chunks);
+    let idle = pool.stats();
+    assert!(idle.in_use_bytes < size, "{idle}");
+    assert_eq!(idle.peak_lent_bytes, busy.peak_lent_bytes, "the peak stays\n{idle}");
+    assert!(idle.peak_lent_bytes <= idle.peak_mapped_bytes, "{idle}");
+    let report = idle.to_string();
+    assert!(report.contains(" lent at most)"), "{report}");
+    check(&pool);
+}

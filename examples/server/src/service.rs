@@ -104,7 +104,8 @@ impl Service {
                 "{{\"handler\":\"{}\",\"allocator\":\"{}\",\"requests\":{},\"pool\":{{",
                 "\"mapped_bytes\":{},\"in_use_bytes\":{},\"resident_in_use_bytes\":{},",
                 "\"free_bytes\":{},\"resident_free_bytes\":{},\"purged_bytes\":{},",
-                "\"cached_bytes\":{},\"peak_mapped_bytes\":{},\"live_chunks\":{},",
+                "\"cached_bytes\":{},\"peak_mapped_bytes\":{},\"peak_lent_bytes\":{},",
+                "\"live_chunks\":{},",
                 "\"mmap_calls\":{},\"munmap_calls\":{},\"madvise_calls\":{}}}}}\n"
             ),
             match self.handler {
@@ -121,6 +122,7 @@ impl Service {
             pool.purged_bytes,
             pool.cached_bytes,
             pool.peak_mapped_bytes,
+            pool.peak_lent_bytes,
             pool.live_chunks,
             pool.mmap_calls,
             pool.munmap_calls,

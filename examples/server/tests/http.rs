@@ -142,6 +142,7 @@ async fn stats_report_the_pool_and_the_requests() {
         "purged_bytes",
         "cached_bytes",
         "peak_mapped_bytes",
+        "peak_lent_bytes",
         "live_chunks",
         "munmap_calls",
         "madvise_calls",
