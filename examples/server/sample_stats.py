@@ -11,7 +11,9 @@ line per sample to OUT, then prints, per server process, the maxima over its run
     bash examples/server/load.sh --only glibc,perfloc --out /tmp/load
 
 RSS minus the pool's resident memory is what lies outside the pool: the global
-allocator's heap (hyper's buffers), the binary and the stacks.
+allocator's heap (hyper's buffers), the binary and the stacks. Needs Python 3 and `ss`
+(iproute2), which finds each server's port. Its own `GET /stats` calls slow the server a
+little: a sampled run is for the split, not for speed.
 """
 import http.client
 import json
