@@ -362,8 +362,8 @@ impl Pool {
     /// A snapshot of the pool's figures; `Display` prints it as a report.
     ///
     /// For [`PoolStats::resident_in_use_bytes`] and [`PoolStats::resident_free_bytes`] it
-    /// asks the OS which pages of the top chunks are resident: one `mincore` call per 16 MiB mapped (with 4 KiB pages), made while it
-    /// holds the pool's lock.
+    /// asks the OS which pages of the top chunks are resident: one `mincore` call per
+    /// 16 MiB mapped (with 4 KiB pages), made while it holds the pool's lock.
     ///
     /// ```
     /// let pool = perfloc::Pool::new();
